@@ -1,0 +1,197 @@
+"""The Parquet lake: immutable raw copies, standardized tables per ingested batch, derived tables.
+
+Layout under ``settings.lake_dir``::
+
+    raw/<source>/<batch_id>/<file name>   byte-for-byte copy of each ingested file (read-only)
+    tables/<table>/<batch_id>.parquet     standardized rows, one file per ingested batch
+    quarantine/<batch_id>.parquet         rejected rows with file, line, field and reason
+    derived/<table>.parquet               tables rebuilt whole by later stages (identity, profiles)
+    _manifest.json                        the batches that are part of the lake
+
+Writes are atomic: a batch is staged under ``_staging/`` and published by renames, and the
+manifest (written last, by ``os.replace``) decides which batches readers see. A crash at any
+point leaves the previously published lake readable and unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cip.errors import MissingInputError
+
+
+@dataclass
+class BatchRecord:
+    """One ingested source file, as recorded in the manifest."""
+
+    batch_id: str
+    source: str
+    file_name: str
+    sha256: str
+    rows_in: int
+    rows_accepted: int
+    rows_quarantined: int
+    ingested_at: str
+    tables: dict[str, int] = field(default_factory=dict)
+    flagged: dict[str, int] = field(default_factory=dict)
+
+
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    """Content hash of a file (the idempotency key of ingestion)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_json_atomic(path: Path, payload: object) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def write_parquet_atomic(table: pa.Table | pd.DataFrame, path: Path) -> None:
+    """Write a Parquet file to a temp name and rename it into place."""
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd", coerce_timestamps="us", allow_truncated_timestamps=True)
+    os.replace(tmp, path)
+
+
+class Lake:
+    """Access to one lake directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # --- paths -------------------------------------------------------------------------------
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "_manifest.json"
+
+    def table_dir(self, table: str) -> Path:
+        return self.root / "tables" / table
+
+    def derived_path(self, table: str) -> Path:
+        return self.root / "derived" / f"{table}.parquet"
+
+    # --- manifest ----------------------------------------------------------------------------
+    def batches(self) -> list[BatchRecord]:
+        if not self.manifest_path.exists():
+            return []
+        return [BatchRecord(**b) for b in json.loads(self.manifest_path.read_text())["batches"]]
+
+    def known_hashes(self) -> set[str]:
+        return {b.sha256 for b in self.batches()}
+
+    # --- publishing a batch ------------------------------------------------------------------
+    @contextmanager
+    def stage(self, batch_id: str) -> Iterator[Path]:
+        """A private staging folder for one batch; removed on failure."""
+        staging = self.root / "_staging" / batch_id
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+        try:
+            yield staging
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def publish(self, staging: Path, record: BatchRecord, raw_file: Path) -> None:
+        """Move a staged batch into the lake, then add it to the manifest (the commit point)."""
+        raw_dest = self.root / "raw" / record.source / record.batch_id / record.file_name
+        raw_dest.parent.mkdir(parents=True, exist_ok=True)
+        if not raw_dest.exists():
+            tmp = raw_dest.with_name(f".{raw_dest.name}.tmp")
+            shutil.copyfile(raw_file, tmp)
+            os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            os.replace(tmp, raw_dest)
+        for staged in sorted(staging.rglob("*.parquet")):
+            dest = self.root / staged.relative_to(staging)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, dest)
+        batches = [asdict(b) for b in self.batches() if b.batch_id != record.batch_id]
+        batches.append(asdict(record))
+        self.root.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(self.manifest_path, {"batches": batches})
+
+    # --- reading -----------------------------------------------------------------------------
+    def table_files(self, table: str) -> list[Path]:
+        """Parquet files of a batch table, restricted to published batches."""
+        files = []
+        for b in self.batches():
+            if table in b.tables:
+                path = self.table_dir(table) / f"{b.batch_id}.parquet"
+                if path.exists():
+                    files.append(path)
+        return files
+
+    def quarantine_files(self) -> list[Path]:
+        files = [self.root / "quarantine" / f"{b.batch_id}.parquet" for b in self.batches()]
+        return [f for f in files if f.exists()]
+
+    def has(self, table: str) -> bool:
+        return bool(self.table_files(table)) or self.derived_path(table).exists()
+
+    def scan_sql(self, table: str) -> str:
+        """A DuckDB ``FROM`` expression over a table (batch or derived)."""
+        if table == "quarantine":
+            files = self.quarantine_files()
+        elif self.derived_path(table).exists():
+            files = [self.derived_path(table)]
+        else:
+            files = self.table_files(table)
+        if not files:
+            raise MissingInputError(
+                f"lake table '{table}' does not exist yet in {self.root}",
+                fix="run the stage that produces it first (see `cip --help`), e.g. `cip ingest`",
+            )
+        listing = ", ".join(f"'{f.as_posix()}'" for f in files)
+        return f"read_parquet([{listing}], union_by_name=true)"
+
+    def read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """Read a whole table into pandas."""
+        cols = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+        with duckdb.connect() as con:
+            return con.sql(f"SELECT {cols} FROM {self.scan_sql(table)}").df()
+
+    def connect(self, tables: list[str] | None = None) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with a view per existing lake table."""
+        con = duckdb.connect()
+        names = tables or self.table_names()
+        for name in names:
+            if name == "quarantine" or self.has(name):
+                con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM {self.scan_sql(name)}')
+        return con
+
+    def table_names(self) -> list[str]:
+        names = {t for b in self.batches() for t in b.tables}
+        derived = self.root / "derived"
+        if derived.exists():
+            names |= {p.stem for p in derived.glob("*.parquet")}
+        if self.quarantine_files():
+            names.add("quarantine")
+        return sorted(names)
+
+    def write_derived(self, table: str, data: pa.Table | pd.DataFrame) -> Path:
+        """Replace a derived table atomically."""
+        path = self.derived_path(table)
+        write_parquet_atomic(data, path)
+        return path

@@ -1,0 +1,183 @@
+"""Table-driven tests of every standardization rule, edge cases included."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from cip.categories import canonical_category
+from pipelines.ingest import standardize as std
+
+
+def one(fn, *values):
+    series = [pd.Series([v], dtype="string") if isinstance(v, str) or v is None else v for v in values]
+    out = fn(*series)
+    value = out.iloc[0]
+    return None if value is None or (not isinstance(value, str | date) and pd.isna(value)) else value
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("  John.Smith@Example.COM ", "john.smith@example.com"),
+        ("JOHN.SMITH+promo@GMAIL.com", "john.smith+promo@gmail.com"),  # plus tag kept
+        ("johnsmith@gmail.com", "johnsmith@gmail.com"),  # dots not merged blindly
+        ("", None),
+        ("   ", None),
+        (None, None),
+        ("ｊｏｈｎ@example.com", "john@example.com"),  # full-width → NFKC
+    ],
+)
+def test_normalize_email(raw, expected):
+    assert one(std.normalize_email, raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("email", "valid"),
+    [
+        ("john.smith@example.com", True),
+        ("a_b-c+d@sub.domain.co.uk", True),
+        ("anna.smith@@mail.com", False),
+        ("john.gmail.com", False),
+        ("john@", False),
+        ("@example.com", False),
+        ("john@example", False),
+        ("john smith@example.com", False),
+    ],
+)
+def test_email_validity(email, valid):
+    assert bool(std.is_valid_email(pd.Series([email], dtype="string")).iloc[0]) is valid
+
+
+@pytest.mark.parametrize(
+    ("raw", "country", "expected"),
+    [
+        ("(212) 555-2368", "US", "+12125552368"),
+        ("212.555.2368", "US", "+12125552368"),
+        ("+1 212 555 2368", "DE", "+12125552368"),  # international prefix wins over region
+        ("030 12345678", "DE", "+493012345678"),  # national DE number uses the customer's country
+        ("0049 30 12345678", "US", "+493012345678"),  # 00 international prefix
+        ("+44 20 7946 0958", "GB", "+442079460958"),
+        ("020 7946 0958", "GB", "+442079460958"),
+        ("01 42 68 53 00", "FR", "+33142685300"),
+        ("(416) 555-2368", "CA", "+14165552368"),
+        ("0000000000", "US", None),
+        ("not a phone", "US", None),
+        ("", "US", None),
+    ],
+)
+def test_normalize_phone(raw, country, expected):
+    assert one(std.normalize_phone, raw, country) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("  jOSÉ  ", "José"),
+        ("mary   ann", "Mary Ann"),
+        ("MÜLLER", "Müller"),
+        ("o'brien", "O'Brien"),
+        ("Jose\u0301", "José"),  # decomposed accent → NFC
+        ("", None),
+    ],
+)
+def test_normalize_name(raw, expected):
+    assert one(std.normalize_name, raw) == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("José", "jose"), ("Müller", "muller"), ("O'Brien", "obrien"), ("  ", None)])
+def test_ascii_key(raw, expected):
+    assert one(std.ascii_key, raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "country", "expected"),
+    [
+        ("1985-03-12", "US", date(1985, 3, 12)),
+        ("03/12/1985", "US", date(1985, 3, 12)),  # month first in the US
+        ("03/12/1985", "CA", date(1985, 3, 12)),
+        ("03/12/1985", "GB", date(1985, 12, 3)),  # day first in GB
+        ("12/03/1985", "FR", date(1985, 3, 12)),
+        ("12.03.1985", "DE", date(1985, 3, 12)),
+        ("31/02/1985", "GB", None),  # impossible date
+        ("13/25/1985", "US", None),
+        ("yesterday", "US", None),
+        ("", "US", None),
+    ],
+)
+def test_parse_birth_date(raw, country, expected):
+    assert one(std.parse_birth_date, raw, country) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2024-03-02T10:11:12+01:00", pd.Timestamp("2024-03-02T09:11:12Z")),
+        ("2024-03-02T10:11:12Z", pd.Timestamp("2024-03-02T10:11:12Z")),
+        ("2024-03-02T10:11:12.250-05:00", pd.Timestamp("2024-03-02T15:11:12.250Z")),
+        ("garbage", None),
+    ],
+)
+def test_parse_utc(raw, expected):
+    got = std.parse_utc(pd.Series([raw], dtype="string")).iloc[0]
+    assert (pd.isna(got) and expected is None) or got == expected
+
+
+@pytest.mark.parametrize(
+    ("local", "tz", "expected"),
+    [
+        ("2024-07-01 12:00:00", "Europe/Berlin", "2024-07-01T10:00:00Z"),  # CEST, UTC+2
+        ("2024-01-15 12:00:00", "Europe/Berlin", "2024-01-15T11:00:00Z"),  # CET, UTC+1
+        ("2024-01-15 12:00:00", "America/Los_Angeles", "2024-01-15T20:00:00Z"),
+        ("2024-10-27 02:30:00", "Europe/Berlin", "2024-10-27T00:30:00Z"),  # ambiguous: first occurrence
+        ("2024-03-31 02:30:00", "Europe/Berlin", "2024-03-31T01:00:00Z"),  # non-existent: shift forward
+        ("2024-01-15 12:00:00", "Mars/Olympus", None),  # unknown zone
+        ("15/01/2024 12:00", "Europe/Berlin", None),
+    ],
+)
+def test_local_to_utc(local, tz, expected):
+    got = std.local_to_utc(pd.Series([local], dtype="string"), pd.Series([tz], dtype="string")).iloc[0]
+    assert (pd.isna(got) and expected is None) or got == pd.Timestamp(expected)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("true", True), ("YES", True), ("1", True), ("Y", True), ("false", False), ("no", False), ("0", False), ("", None), ("maybe", None)],
+)
+def test_parse_flag(raw, expected):
+    got = std.parse_flag(pd.Series([raw], dtype="string")).iloc[0]
+    assert (pd.isna(got) and expected is None) or bool(got) is expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("Home & Garden", "home"), ("HOME AND GARDEN", "home"), ("home_garden", "home"), ("Sporting Goods", "sports"), ("tech", "electronics"), ("Spaceships", "unknown"), (None, "unknown")],
+)
+def test_category_mapping(raw, expected):
+    assert canonical_category(raw) == expected
+    assert std.map_category(pd.Series([raw], dtype="string")).iloc[0] == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("sw1a  1aa", "SW1A 1AA"), (" 10115 ", "10115"), ("", None)])
+def test_normalize_postcode(raw, expected):
+    assert one(std.normalize_postcode, raw) == expected
+
+
+def test_to_base_currency_uses_latest_rate_on_or_before_date():
+    fx = pd.DataFrame(
+        {
+            "date": [date(2024, 1, 1), date(2024, 1, 3), date(2024, 1, 1)],
+            "currency": ["EUR", "EUR", "GBP"],
+            "rate_to_base": [1.10, 1.20, 1.25],
+        }
+    )
+    ts = pd.Series(pd.to_datetime(["2024-01-02T23:00Z", "2024-01-03T01:00Z", "2023-12-01T00:00Z", "2024-01-05T00:00Z", "2024-01-02T00:00Z"], utc=True))
+    amount = pd.Series([10.0, 10.0, 10.0, 10.0, 10.0])
+    currency = pd.Series(["EUR", "EUR", "EUR", "USD", "GBP"], dtype="string")
+    got = std.to_base_currency(amount, currency, ts, fx).round(6).tolist()
+    # before the first rate → earliest known rate; USD → 1
+    assert got == [11.0, 12.0, 11.0, 10.0, 12.5]
+    unknown = std.to_base_currency(pd.Series([5.0]), pd.Series(["JPY"], dtype="string"), ts.iloc[:1], fx)
+    assert unknown.isna().all()
