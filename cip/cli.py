@@ -22,7 +22,9 @@ app = typer.Typer(
     add_completion=False,
 )
 identity_app = typer.Typer(help="Identity resolution: run, explain and undo merges.", no_args_is_help=True)
-features_app = typer.Typer(help="Feast feature store: build snapshots, apply, materialize.", no_args_is_help=True)
+features_app = typer.Typer(
+    help="Feast feature store: build snapshots, apply, materialize.", no_args_is_help=True
+)
 app.add_typer(identity_app, name="identity")
 app.add_typer(features_app, name="features")
 
@@ -42,7 +44,9 @@ def _settings() -> Settings:
 
 @app.command()
 def generate(
-    customers: Annotated[int | None, typer.Option(help="Number of persons in the world (default from settings).")] = None,
+    customers: Annotated[
+        int | None, typer.Option(help="Number of persons in the world (default from settings).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default from settings).")] = None,
     as_of: Annotated[str | None, typer.Option(help="Last day of history, YYYY-MM-DD.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: settings data_dir).")] = None,
@@ -59,7 +63,10 @@ def generate(
     started = time.perf_counter()
     with progress_bar("generate") as report:
         summary = generate_world(
-            out_dir, n_customers=n, seed=seed if seed is not None else s.seed, as_of=as_of_date,
+            out_dir,
+            n_customers=n,
+            seed=seed if seed is not None else s.seed,
+            as_of=as_of_date,
             progress=lambda step, frac: report(step, round(frac * 100), 100),
         )
     console.print(f"[green]world written[/] to {out_dir} in {time.perf_counter() - started:.1f}s")
@@ -72,7 +79,9 @@ def generate(
 
 @app.command()
 def ingest(
-    source: Annotated[Path | None, typer.Option(help="Folder of raw files (default: generated raw folder).")] = None,
+    source: Annotated[
+        Path | None, typer.Option(help="Folder of raw files (default: generated raw folder).")
+    ] = None,
 ) -> None:
     """Validate, standardize and load raw channel files into the lake (idempotent)."""
     from pipelines.ingest.pipeline import run
@@ -89,8 +98,145 @@ def ingest(
     if reasons:
         import pandas as pd
 
-        frame = pd.DataFrame([{"source": k[0], "reason": k[1], "rows": v} for k, v in sorted(reasons.items())])
+        frame = pd.DataFrame(
+            [{"source": k[0], "reason": k[1], "rows": v} for k, v in sorted(reasons.items())]
+        )
         print_frame(frame, title="quarantined rows by reason (see lake table 'quarantine')")
+
+
+def _print_identity_quality(s: Settings) -> None:
+    """Identity quality against the generator's truth, when a truth folder exists."""
+    if not (s.truth_dir / "record_links.parquet").exists():
+        return
+    import pandas as pd
+
+    from cip.lake import Lake
+    from pipelines.identity.evaluate import evaluate
+
+    metrics = evaluate(Lake(s.lake_dir), s.truth_dir)
+    rows = [{"scope": scope, **{k: v for k, v in m.items()}} for scope, m in metrics.items()]
+    frame = pd.DataFrame(rows).set_index("scope").T.reset_index(names="metric")
+    print_frame(frame, title="identity quality vs generator truth")
+    s.reports_dir.mkdir(parents=True, exist_ok=True)
+    (s.reports_dir / "identity_quality.json").write_text(json.dumps(metrics, indent=1))
+
+
+@identity_app.command("run")
+def identity_run(
+    retrain: Annotated[bool, typer.Option(help="Re-estimate the Splink model even if one is saved.")] = False,
+) -> None:
+    """Resolve identifiers into stable customer ids (deterministic graph + Splink matches)."""
+    from pipelines.identity.pipeline import run
+
+    s = _settings()
+    with progress_bar("identity") as report:
+        result = run(s, retrain=retrain, progress=report)
+    import pandas as pd
+
+    print_frame(
+        pd.DataFrame([result.stats]).T.reset_index(names="stat").rename(columns={0: "value"}),
+        title="identity graph",
+    )
+    if len(result.alarms):
+        console.print(
+            f"[yellow]{len(result.alarms)} cluster(s) above the size alarm[/] — see `cip identity explain <id>`"
+        )
+        print_frame(result.alarms.head(10), title="largest clusters")
+    _print_identity_quality(s)
+
+
+@identity_app.command("explain")
+def identity_explain(
+    customer_id: Annotated[str, typer.Argument(help="A customer id (cus_...).")],
+    a: Annotated[
+        str | None, typer.Option(help="Node key to trace a path from, e.g. crm_id:C0000012.")
+    ] = None,
+    b: Annotated[str | None, typer.Option(help="Node key to trace a path to.")] = None,
+) -> None:
+    """Show a customer's identifiers, the edges that joined them and per-field match weights."""
+    from pipelines.identity.explain import explain_customer
+
+    s = _settings()
+    exp = explain_customer(s, customer_id, a, b)
+    print_frame(exp.nodes, title=f"identifiers of {customer_id}")
+    cols = ["src", "dst", "edge_type", "source", "probability", "observed_at"]
+    print_frame(exp.accepted[cols], title="edges that joined them")
+    if len(exp.rejected):
+        print_frame(exp.rejected[cols + ["reason"]].head(20), title="edges refused by guards")
+    for (src, dst), weights in exp.match_weights.items():
+        import pandas as pd
+
+        print_frame(pd.DataFrame(weights), title=f"Splink match weights {src} ~ {dst}")
+    if exp.path is not None:
+        print_frame(exp.path, title=f"path {a} → {b}")
+
+
+@identity_app.command("split")
+def identity_split(
+    a: Annotated[str, typer.Argument(help="Node key that must not be merged with b, e.g. crm_id:C0000012.")],
+    b: Annotated[str, typer.Argument(help="The other node key.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the rule file).")] = "manual split",
+    rerun: Annotated[bool, typer.Option(help="Re-run identity resolution now.")] = True,
+) -> None:
+    """Undo a merge: add a never-link rule for two identifiers (and re-run)."""
+    from pipelines.identity.pipeline import add_never_link, never_link_path
+
+    s = _settings()
+    rules = add_never_link(s, a, b, reason)
+    console.print(f"never-link rule added ({len(rules)} in {never_link_path(s)})")
+    if rerun:
+        identity_run(retrain=False)
+
+
+@app.command()
+def profiles(
+    as_of: Annotated[
+        str | None, typer.Option(help="Traits as of this date (default: last activity day).")
+    ] = None,
+) -> None:
+    """Build golden records (survivorship), resolved activity tables and traits."""
+    from pipelines.profiles.pipeline import run
+
+    s = _settings()
+    with progress_bar("profiles") as report:
+        result = run(s, as_of=date.fromisoformat(as_of) if as_of else None, progress=report)
+    import pandas as pd
+
+    print_frame(
+        pd.DataFrame({"table": list(result.tables), "rows": list(result.tables.values())}),
+        title=f"profiles as of {result.as_of}",
+    )
+    for k, v in result.unattributed.items():
+        console.print(f"{k}: {v:,} (no identifier to attach them to)")
+
+
+@app.command()
+def demo(
+    customers: Annotated[int | None, typer.Option(help="Persons in the generated world.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+) -> None:
+    """Run the main job end to end on the embedded default: generate → ingest → identity → profiles → features."""
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def timed(name: str, fn, *args, **kwargs) -> None:
+        t0 = time.perf_counter()
+        console.rule(f"[bold]{name}")
+        fn(*args, **kwargs)
+        timings[name] = time.perf_counter() - t0
+
+    timed("generate", generate, customers=customers, seed=seed, as_of=None, out=None)
+    timed("ingest", ingest, source=None)
+    timed("identity", identity_run, retrain=False)
+    timed("profiles", profiles, as_of=None)
+    timed("features", features_all)
+    import pandas as pd
+
+    console.rule("[bold]demo finished")
+    print_frame(
+        pd.DataFrame({"stage": list(timings), "seconds": list(timings.values())}), title="stage timings"
+    )
+    console.print(f"total {time.perf_counter() - started:.1f}s — data in {_settings().root}")
 
 
 @app.command()
@@ -107,7 +253,9 @@ def status() -> None:
     import pandas as pd
 
     con = lake.connect()
-    counts = [{"table": n, "rows": con.sql(f'SELECT count(*) FROM "{n}"').fetchone()[0]} for n in names]
+    counts = [
+        {"table": n, "rows": con.execute(f'SELECT count(*) FROM "{n}"').fetchall()[0][0]} for n in names
+    ]
     print_frame(pd.DataFrame(counts), title=f"lake {s.lake_dir}")
 
 

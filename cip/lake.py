@@ -170,11 +170,13 @@ class Lake:
         """Read a whole table into pandas."""
         cols = ", ".join(f'"{c}"' for c in columns) if columns else "*"
         with duckdb.connect() as con:
+            con.execute("SET TimeZone = 'UTC'")
             return con.sql(f"SELECT {cols} FROM {self.scan_sql(table)}").df()
 
     def connect(self, tables: list[str] | None = None) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with a view per existing lake table."""
         con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
         names = tables or self.table_names()
         for name in names:
             if name == "quarantine" or self.has(name):

@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 from cip.identity_config import IdentityConfig
 from cip.matching_config import MatchingConfig
+from cip.profile_config import ProfileConfig
 
 
 class IngestConfig(BaseModel):
@@ -61,6 +62,7 @@ class Settings(BaseSettings):
     ingest: IngestConfig = IngestConfig()
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
     matching: MatchingConfig = Field(default_factory=MatchingConfig)
+    profiles: ProfileConfig = Field(default_factory=ProfileConfig)
 
     @classmethod
     def settings_customise_sources(

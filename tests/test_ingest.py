@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from cip import lake as lake_module
 from cip.errors import SourceFileError
 from cip.lake import Lake
 from cip.settings import Settings
-from pipelines.ingest import pipeline as ingest_pipeline
 from pipelines.ingest.pipeline import run
 
 NOW = datetime(2026, 7, 1, tzinfo=UTC)
@@ -44,21 +44,71 @@ T6,1,S2,US,America/New_York,2099-01-02 12:00:00,,p3,Books,1,3.00,USD
 """
 
 EVENTS = [
-    {"type": "identify", "messageId": "m1", "timestamp": "2024-01-02T10:00:00+01:00", "anonymousId": "a1", "userId": "C2",
-     "traits": {"email": "ANNA@example.com", "phone": "+49 30 12345678"}, "context": {"device": {"id": "d1", "type": "mobile"}, "channel": "app"}},
-    {"type": "alias", "messageId": "m2", "timestamp": "2024-01-02T10:00:00Z", "previousId": "a1", "userId": "C2"},
-    {"type": "track", "event": "Order Completed", "messageId": "m3", "timestamp": "2024-01-02T12:00:00Z", "userId": "C2",
-     "properties": {"order_id": "o1", "revenue": 30.0, "currency": "EUR",
-                    "products": [{"product_id": "p1", "category": "FOOD", "price": 10.0, "quantity": 2}, {"product_id": "p2", "category": "Books", "price": 10.0, "quantity": 1}]}},
+    {
+        "type": "identify",
+        "messageId": "m1",
+        "timestamp": "2024-01-02T10:00:00+01:00",
+        "anonymousId": "a1",
+        "userId": "C2",
+        "traits": {"email": "ANNA@example.com", "phone": "+49 30 12345678"},
+        "context": {"device": {"id": "d1", "type": "mobile"}, "channel": "app"},
+    },
+    {
+        "type": "alias",
+        "messageId": "m2",
+        "timestamp": "2024-01-02T10:00:00Z",
+        "previousId": "a1",
+        "userId": "C2",
+    },
+    {
+        "type": "track",
+        "event": "Order Completed",
+        "messageId": "m3",
+        "timestamp": "2024-01-02T12:00:00Z",
+        "userId": "C2",
+        "properties": {
+            "order_id": "o1",
+            "revenue": 30.0,
+            "currency": "EUR",
+            "products": [
+                {"product_id": "p1", "category": "FOOD", "price": 10.0, "quantity": 2},
+                {"product_id": "p2", "category": "Books", "price": 10.0, "quantity": 1},
+            ],
+        },
+    },
     "{this is not json",
     {"type": "page", "messageId": "m5", "timestamp": "2024-01-02T12:00:00Z", "name": "Home"},  # no ids
-    {"type": "track", "event": "Order Completed", "messageId": "m6", "timestamp": "2024-01-02T12:00:00Z", "userId": "C2",
-     "properties": {"order_id": "o2", "revenue": "abc", "currency": "EUR", "products": []}},
-    {"type": "track", "event": "Order Completed", "messageId": "m7", "timestamp": "2024-01-02T12:00:00Z", "userId": "C2",
-     "properties": {"order_id": "o3", "revenue": 5, "currency": "XYZ", "products": []}},
-    {"type": "page", "messageId": "m8", "timestamp": "2099-01-02T12:00:00Z", "anonymousId": "a9", "name": "Home"},
-    {"type": "track", "event": "Product Viewed", "messageId": "m9", "timestamp": "2024-01-02T12:00:00Z", "anonymousId": "a1",
-     "properties": {"product_id": "p9", "category": "Sporting Goods", "price": 12.5}},
+    {
+        "type": "track",
+        "event": "Order Completed",
+        "messageId": "m6",
+        "timestamp": "2024-01-02T12:00:00Z",
+        "userId": "C2",
+        "properties": {"order_id": "o2", "revenue": "abc", "currency": "EUR", "products": []},
+    },
+    {
+        "type": "track",
+        "event": "Order Completed",
+        "messageId": "m7",
+        "timestamp": "2024-01-02T12:00:00Z",
+        "userId": "C2",
+        "properties": {"order_id": "o3", "revenue": 5, "currency": "XYZ", "products": []},
+    },
+    {
+        "type": "page",
+        "messageId": "m8",
+        "timestamp": "2099-01-02T12:00:00Z",
+        "anonymousId": "a9",
+        "name": "Home",
+    },
+    {
+        "type": "track",
+        "event": "Product Viewed",
+        "messageId": "m9",
+        "timestamp": "2024-01-02T12:00:00Z",
+        "anonymousId": "a1",
+        "properties": {"product_id": "p9", "category": "Sporting Goods", "price": 12.5},
+    },
 ]
 
 EMAIL = """email,event_type,campaign_id,timestamp
@@ -121,9 +171,17 @@ def test_every_row_reconciles_and_reasons_are_exact(world):
     }
     # quarantine names file, row and field, and keeps the raw record
     bad_json = q[q.reason == "malformed_json"].iloc[0]
-    assert bad_json["source_file"] == "2024-01.jsonl" and bad_json["_row"] == 4 and bad_json["record"] == "{this is not json"
+    assert (
+        bad_json["source_file"] == "2024-01.jsonl"
+        and bad_json["_row"] == 4
+        and bad_json["record"] == "{this is not json"
+    )
     neg = q[(q.source == "pos_transactions") & (q.value == "-3.00")].iloc[0]
-    assert neg["field"] == "unit_price" and neg["_row"] == 3 and json.loads(neg["record"])["transaction_id"] == "T2"
+    assert (
+        neg["field"] == "unit_price"
+        and neg["_row"] == 3
+        and json.loads(neg["record"])["transaction_id"] == "T2"
+    )
 
 
 def test_standardized_values_and_lineage(world):
@@ -140,20 +198,39 @@ def test_standardized_values_and_lineage(world):
     assert bool(crm.loc["C1", "consent_email"]) and not bool(crm.loc["C1", "consent_sms"])
     assert pd.isna(crm.loc["C1", "consent_profiling"])
     # invalid e-mail is flagged, raw kept, row not lost
-    assert pd.isna(crm.loc["C2", "email"]) and crm.loc["C2", "email_raw"] == "anna@@mail.com" and crm.loc["C2", "email_invalid"]
-    assert crm.loc["C2", "phone_e164"] == "+493012345678" and pd.Timestamp(crm.loc["C2", "birth_date"]).date().isoformat() == "1990-03-12"
+    assert (
+        pd.isna(crm.loc["C2", "email"])
+        and crm.loc["C2", "email_raw"] == "anna@@mail.com"
+        and crm.loc["C2", "email_invalid"]
+    )
+    assert (
+        crm.loc["C2", "phone_e164"] == "+493012345678"
+        and pd.Timestamp(crm.loc["C2", "birth_date"]).date().isoformat() == "1990-03-12"
+    )
     pos = lake.read("pos_lines").sort_values("line_number")
     t1 = pos[pos.transaction_id == "T1"]
     assert t1["ts"].iloc[0] == pd.Timestamp("2024-01-02T11:00:00Z")
     assert t1["amount_base"].round(6).tolist() == [24.0, 6.0]  # EUR rate of 2024-01-02 = 1.20
     assert t1["category"].tolist() == ["home", "electronics"]
     ev = lake.read("events").set_index("message_id")
-    assert ev.loc["m1", "email"] == "anna@example.com" and ev.loc["m1", "ts"] == pd.Timestamp("2024-01-02T09:00:00Z")
+    assert ev.loc["m1", "email"] == "anna@example.com" and ev.loc["m1", "ts"] == pd.Timestamp(
+        "2024-01-02T09:00:00Z"
+    )
     assert ev.loc["m3", "revenue_base"] == pytest.approx(36.0)
     assert ev.loc["m9", "category"] == "sports"
     lines = lake.read("order_lines")
-    assert sorted(lines["category"]) == ["books", "grocery"] and lines["amount_base"].sum() == pytest.approx(36.0)
-    for table in ("crm_customers", "pos_lines", "events", "order_lines", "email_events", "campaign_exposures", "fx_rates"):
+    assert sorted(lines["category"]) == ["books", "grocery"] and lines["amount_base"].sum() == pytest.approx(
+        36.0
+    )
+    for table in (
+        "crm_customers",
+        "pos_lines",
+        "events",
+        "order_lines",
+        "email_events",
+        "campaign_exposures",
+        "fx_rates",
+    ):
         frame = lake.read(table)
         assert {"_source", "_source_file", "_batch_id", "_ingested_at", "_row"} <= set(frame.columns), table
         assert frame["_batch_id"].notna().all()
@@ -167,7 +244,13 @@ def test_reingest_is_idempotent_and_new_files_are_incremental(world):
     again = run(settings, raw, now=NOW)
     assert all(f.status == "skipped" for f in again.files)
     assert {t: len(lake.read(t)) for t in lake.table_names()} == before
-    extra = {"type": "page", "messageId": "m100", "timestamp": "2024-02-01T00:00:00Z", "anonymousId": "a5", "name": "Home"}
+    extra = {
+        "type": "page",
+        "messageId": "m100",
+        "timestamp": "2024-02-01T00:00:00Z",
+        "anonymousId": "a5",
+        "name": "Home",
+    }
     (raw / "events" / "2024-02.jsonl").write_text(json.dumps(extra) + "\n")
     third = run(settings, raw, now=NOW)
     assert [f.file for f in third.ingested] == [str(raw / "events" / "2024-02.jsonl")]
@@ -196,7 +279,13 @@ def test_crash_mid_publish_leaves_previous_lake_intact(world, monkeypatch):
     lake = Lake(settings.lake_dir)
     before_manifest = lake.manifest_path.read_bytes()
     before_events = lake.read("events")
-    extra = {"type": "page", "messageId": "m200", "timestamp": "2024-02-01T00:00:00Z", "anonymousId": "a5", "name": "Home"}
+    extra = {
+        "type": "page",
+        "messageId": "m200",
+        "timestamp": "2024-02-01T00:00:00Z",
+        "anonymousId": "a5",
+        "name": "Home",
+    }
     (raw / "events" / "2024-03.jsonl").write_text(json.dumps(extra) + "\n")
 
     real_replace = os.replace
@@ -208,7 +297,7 @@ def test_crash_mid_publish_leaves_previous_lake_intact(world, monkeypatch):
             raise OSError("disk died while committing")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(ingest_pipeline.write_parquet_atomic.__globals__["os"], "replace", crashing_replace)
+    monkeypatch.setattr(lake_module.os, "replace", crashing_replace)
     with pytest.raises(OSError):
         run(settings, raw, now=NOW)
     monkeypatch.undo()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import date
 
+import duckdb
 import pandas as pd
 import pytest
 
 from cip.categories import canonical_category
+from pipelines.ingest import rules
 from pipelines.ingest import standardize as std
 
 
@@ -87,7 +89,9 @@ def test_normalize_name(raw, expected):
     assert one(std.normalize_name, raw) == expected
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("José", "jose"), ("Müller", "muller"), ("O'Brien", "obrien"), ("  ", None)])
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("José", "jose"), ("Müller", "muller"), ("O'Brien", "obrien"), ("  ", None)]
+)
 def test_ascii_key(raw, expected):
     assert one(std.ascii_key, raw) == expected
 
@@ -111,18 +115,26 @@ def test_parse_birth_date(raw, country, expected):
     assert one(std.parse_birth_date, raw, country) == expected
 
 
+def sql_value(expr: str, **columns):
+    con = duckdb.connect()
+    rules.prepare(con)
+    con.register("t", pd.DataFrame({k: [v] for k, v in columns.items()}))
+    return con.execute(f"SELECT {expr} AS x FROM t").fetchall()[0][0]
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ("2024-03-02T10:11:12+01:00", pd.Timestamp("2024-03-02T09:11:12Z")),
-        ("2024-03-02T10:11:12Z", pd.Timestamp("2024-03-02T10:11:12Z")),
-        ("2024-03-02T10:11:12.250-05:00", pd.Timestamp("2024-03-02T15:11:12.250Z")),
+        ("2024-03-02T10:11:12+01:00", "2024-03-02T09:11:12Z"),
+        ("2024-03-02T10:11:12Z", "2024-03-02T10:11:12Z"),
+        ("2024-03-02T10:11:12.250-05:00", "2024-03-02T15:11:12.250Z"),
+        ("2024-03-02 10:11:12", "2024-03-02T10:11:12Z"),  # no offset → UTC
         ("garbage", None),
     ],
 )
-def test_parse_utc(raw, expected):
-    got = std.parse_utc(pd.Series([raw], dtype="string")).iloc[0]
-    assert (pd.isna(got) and expected is None) or got == expected
+def test_utc_timestamp(raw, expected):
+    got = sql_value(rules.utc_timestamp("a"), a=raw)
+    assert (got is None and expected is None) or pd.Timestamp(got) == pd.Timestamp(expected)
 
 
 @pytest.mark.parametrize(
@@ -131,20 +143,34 @@ def test_parse_utc(raw, expected):
         ("2024-07-01 12:00:00", "Europe/Berlin", "2024-07-01T10:00:00Z"),  # CEST, UTC+2
         ("2024-01-15 12:00:00", "Europe/Berlin", "2024-01-15T11:00:00Z"),  # CET, UTC+1
         ("2024-01-15 12:00:00", "America/Los_Angeles", "2024-01-15T20:00:00Z"),
-        ("2024-10-27 02:30:00", "Europe/Berlin", "2024-10-27T00:30:00Z"),  # ambiguous: first occurrence
-        ("2024-03-31 02:30:00", "Europe/Berlin", "2024-03-31T01:00:00Z"),  # non-existent: shift forward
+        (
+            "2024-10-27 02:30:00",
+            "Europe/Berlin",
+            "2024-10-27T01:30:00Z",
+        ),  # ambiguous: standard-time occurrence
+        ("2024-03-31 02:30:00", "Europe/Berlin", "2024-03-31T01:30:00Z"),  # non-existent: pre-jump offset
         ("2024-01-15 12:00:00", "Mars/Olympus", None),  # unknown zone
         ("15/01/2024 12:00", "Europe/Berlin", None),
     ],
 )
 def test_local_to_utc(local, tz, expected):
-    got = std.local_to_utc(pd.Series([local], dtype="string"), pd.Series([tz], dtype="string")).iloc[0]
-    assert (pd.isna(got) and expected is None) or got == pd.Timestamp(expected)
+    got = sql_value(rules.local_to_utc("a", "tz"), a=local, tz=tz)
+    assert (got is None and expected is None) or pd.Timestamp(got) == pd.Timestamp(expected)
 
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("true", True), ("YES", True), ("1", True), ("Y", True), ("false", False), ("no", False), ("0", False), ("", None), ("maybe", None)],
+    [
+        ("true", True),
+        ("YES", True),
+        ("1", True),
+        ("Y", True),
+        ("false", False),
+        ("no", False),
+        ("0", False),
+        ("", None),
+        ("maybe", None),
+    ],
 )
 def test_parse_flag(raw, expected):
     got = std.parse_flag(pd.Series([raw], dtype="string")).iloc[0]
@@ -153,7 +179,15 @@ def test_parse_flag(raw, expected):
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("Home & Garden", "home"), ("HOME AND GARDEN", "home"), ("home_garden", "home"), ("Sporting Goods", "sports"), ("tech", "electronics"), ("Spaceships", "unknown"), (None, "unknown")],
+    [
+        ("Home & Garden", "home"),
+        ("HOME AND GARDEN", "home"),
+        ("home_garden", "home"),
+        ("Sporting Goods", "sports"),
+        ("tech", "electronics"),
+        ("Spaceships", "unknown"),
+        (None, "unknown"),
+    ],
 )
 def test_category_mapping(raw, expected):
     assert canonical_category(raw) == expected
@@ -173,11 +207,24 @@ def test_to_base_currency_uses_latest_rate_on_or_before_date():
             "rate_to_base": [1.10, 1.20, 1.25],
         }
     )
-    ts = pd.Series(pd.to_datetime(["2024-01-02T23:00Z", "2024-01-03T01:00Z", "2023-12-01T00:00Z", "2024-01-05T00:00Z", "2024-01-02T00:00Z"], utc=True))
-    amount = pd.Series([10.0, 10.0, 10.0, 10.0, 10.0])
-    currency = pd.Series(["EUR", "EUR", "EUR", "USD", "GBP"], dtype="string")
-    got = std.to_base_currency(amount, currency, ts, fx).round(6).tolist()
-    # before the first rate → earliest known rate; USD → 1
-    assert got == [11.0, 12.0, 11.0, 10.0, 12.5]
-    unknown = std.to_base_currency(pd.Series([5.0]), pd.Series(["JPY"], dtype="string"), ts.iloc[:1], fx)
-    assert unknown.isna().all()
+    con = duckdb.connect()
+    rules.prepare(con)
+    rules.register_fx(con, fx, "USD")
+    rows = pd.DataFrame(
+        {
+            "amount": [10.0] * 6,
+            "currency": ["EUR", "EUR", "EUR", "USD", "GBP", "JPY"],
+            "d": pd.to_datetime(
+                ["2024-01-02", "2024-01-03", "2023-12-01", "2024-01-05", "2024-01-02", "2024-01-02"]
+            ).date,
+            "i": range(6),
+        }
+    )
+    con.register("t", rows)
+    expr, joins = rules.to_base("t.amount", "t.currency", "t.d", "r")
+    got = [
+        None if v is None else round(v, 6)
+        for (v,) in con.execute(f"SELECT {expr} FROM t {joins} ORDER BY t.i").fetchall()
+    ]
+    # before the first rate → earliest known rate; USD → 1; no rate at all → NULL
+    assert got == [11.0, 12.0, 11.0, 10.0, 12.5, None]

@@ -1,233 +1,180 @@
-"""Per-source standardization nodes: validated raw frame in → standardized tables out (pure)."""
+"""Per-source standardization: SQL over the validated table ``v`` (accepted rows only), using
+lookup tables built from the Python rules over distinct values. Each node returns
+``{lake table: SELECT}``; the caller writes the results."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import pandas as pd
+import duckdb
 
-from cip.categories import UNKNOWN_CATEGORY
-from pipelines.ingest import standardize as std
-from pipelines.ingest.readers import ROW
-from pipelines.ingest.validate import Validation
+from pipelines.ingest import rules
 
 
 @dataclass(frozen=True)
 class Context:
-    """What standardization needs beyond the rows themselves."""
-
-    fx: pd.DataFrame
     base_currency: str
     default_country: str
 
 
-def _ok(frame: pd.DataFrame, v: Validation) -> tuple[pd.DataFrame, Callable[[str], pd.Series]]:
-    mask = v.ok.to_numpy()
-    rows = frame.loc[mask]
-
-    def parsed(name: str) -> pd.Series:
-        return v.parsed[name].loc[mask]
-
-    return rows, parsed
+OK = "(SELECT * FROM v WHERE _reason IS NULL)"
 
 
-def fx_rates(frame: pd.DataFrame, v: Validation, ctx: Context, **_: object) -> dict[str, pd.DataFrame]:
-    rows, parsed = _ok(frame, v)
-    out = pd.DataFrame(
-        {
-            "date": parsed("date").dt.date,
-            "currency": std.blank_to_na(rows["currency"]).str.upper(),
-            "rate_to_base": parsed("rate_to_base"),
-            ROW: rows[ROW],
-        }
+def _names(con: duckdb.DuckDBPyConnection, cols: list[str]) -> None:
+    union = " UNION ".join(f"SELECT v_{c} AS raw FROM v WHERE v_{c} IS NOT NULL" for c in cols)
+    rules.register_lookup(con, "name_map", union, rules.name_lookup)
+
+
+def _categories(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    rules.register_lookup(con, "category_map", sql, rules.category_lookup)
+
+
+def fx_rates(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, str]:
+    return {
+        "fx_rates": f"SELECT p_date AS date, upper(v_currency) AS currency, p_rate_to_base AS rate_to_base, _row FROM {OK}"
+    }
+
+
+def crm_customers(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, str]:
+    _names(con, ["first_name", "last_name"])
+    rules.register_lookup(
+        con,
+        "phone_map",
+        "SELECT v_phone AS raw, upper(v_country) AS region FROM v WHERE v_phone IS NOT NULL",
+        rules.phone_lookup,
     )
-    return {"fx_rates": out}
-
-
-def crm_customers(frame: pd.DataFrame, v: Validation, ctx: Context, **_: object) -> dict[str, pd.DataFrame]:
-    rows, parsed = _ok(frame, v)
-    country = std.blank_to_na(rows["country"]).str.upper()
-    phone_raw = std.blank_to_na(rows["phone"])
-    phone = std.normalize_phone(phone_raw, country)
-    birth_raw = std.blank_to_na(rows["birth_date"])
-    birth = std.parse_birth_date(birth_raw, country)
-    first = std.normalize_name(rows["first_name"])
-    last = std.normalize_name(rows["last_name"])
-    out = pd.DataFrame(
-        {
-            "crm_id": std.blank_to_na(rows["crm_id"]),
-            "first_name": first,
-            "last_name": last,
-            "first_name_key": std.ascii_key(first),
-            "last_name_key": std.ascii_key(last),
-            "email": parsed("email"),
-            "email_raw": std.blank_to_na(rows["email"]),
-            "email_invalid": v.flags["invalid_email"].loc[rows.index],
-            "phone_e164": phone,
-            "phone_raw": phone_raw,
-            "phone_invalid": phone_raw.notna() & phone.isna(),
-            "birth_date": birth,
-            "birth_date_raw": birth_raw,
-            "birth_date_invalid": birth_raw.notna() & birth.isna(),
-            "street": std.normalize_address(rows["street"]),
-            "city": std.normalize_address(rows["city"]),
-            "postcode": std.normalize_postcode(rows["postcode"]),
-            "country": country,
-            "loyalty_id": std.blank_to_na(rows["loyalty_id"]).str.upper(),
-            "signup_channel": std.blank_to_na(rows["signup_channel"]),
-            "created_at": parsed("created_at"),
-            "updated_at": parsed("updated_at"),
-            "consent_email": std.parse_flag(rows["consent_email"]),
-            "consent_sms": std.parse_flag(rows["consent_sms"]),
-            "consent_profiling": std.parse_flag(rows["consent_profiling"]),
-            ROW: rows[ROW],
-        }
+    rules.register_lookup(
+        con,
+        "birth_map",
+        "SELECT v_birth_date AS raw, upper(v_country) AS country FROM v WHERE v_birth_date IS NOT NULL",
+        rules.birth_date_lookup,
     )
-    return {"crm_customers": out}
-
-
-def pos_transactions(frame: pd.DataFrame, v: Validation, ctx: Context, **_: object) -> dict[str, pd.DataFrame]:
-    rows, parsed = _ok(frame, v)
-    ts = parsed("transaction_time")
-    quantity = parsed("quantity").astype("int64")
-    unit_price = parsed("unit_price")
-    currency = parsed("currency")
-    amount = quantity * unit_price
-    category = std.map_category(rows["category"])
-    out = pd.DataFrame(
-        {
-            "transaction_id": std.blank_to_na(rows["transaction_id"]),
-            "line_number": parsed("line_number").astype("int64"),
-            "store_id": std.blank_to_na(rows["store_id"]),
-            "store_country": std.blank_to_na(rows["store_country"]),
-            "ts": ts,
-            "ts_local": std.blank_to_na(rows["transaction_time"]),
-            "store_timezone": std.blank_to_na(rows["store_timezone"]),
-            "loyalty_id": std.blank_to_na(rows["loyalty_id"]).str.upper(),
-            "product_id": std.blank_to_na(rows["product_id"]),
-            "category": category,
-            "category_raw": std.blank_to_na(rows["category"]),
-            "quantity": quantity,
-            "unit_price": unit_price,
-            "currency": currency,
-            "amount": amount,
-            "amount_base": std.to_base_currency(amount, currency, ts, ctx.fx, ctx.base_currency),
-            ROW: rows[ROW],
-        }
+    rules.register_lookup(
+        con, "street_map", "SELECT v_street AS raw FROM v UNION SELECT v_city FROM v", rules.address_lookup
     )
-    return {"pos_lines": out}
-
-
-def events(
-    frame: pd.DataFrame, v: Validation, ctx: Context, products: pd.DataFrame | None = None, **_: object
-) -> dict[str, pd.DataFrame]:
-    rows, parsed = _ok(frame, v)
-    ts = parsed("timestamp")
-    currency = parsed("currency")
-    revenue = parsed("revenue")
-    is_order = (rows["event"] == "Order Completed").fillna(False)
-    phone_raw = std.blank_to_na(rows["phone"])
-    first = std.normalize_name(rows["first_name"])
-    last = std.normalize_name(rows["last_name"])
-    out = pd.DataFrame(
-        {
-            "message_id": std.blank_to_na(rows["message_id"]),
-            "type": rows["type"],
-            "event": std.blank_to_na(rows["event"]),
-            "ts": ts,
-            "anonymous_id": std.blank_to_na(rows["anonymous_id"]),
-            "user_id": std.blank_to_na(rows["user_id"]),
-            "previous_id": std.blank_to_na(rows["previous_id"]),
-            "device_id": std.blank_to_na(rows["device_id"]),
-            "device_type": std.blank_to_na(rows["device_type"]),
-            "channel": std.blank_to_na(rows["channel"]).str.lower(),
-            "page_name": std.blank_to_na(rows["name"]),
-            "page_path": std.blank_to_na(rows["page_path"]),
-            "email": parsed("email"),
-            "email_raw": std.blank_to_na(rows["email"]),
-            "email_invalid": v.flags["invalid_email"].loc[rows.index],
-            "phone_e164": std.normalize_phone(phone_raw, ctx.default_country),
-            "phone_raw": phone_raw,
-            "first_name": first,
-            "last_name": last,
-            "order_id": std.blank_to_na(rows["order_id"]).where(is_order),
-            "revenue": revenue.where(is_order),
-            "currency": currency.where(is_order),
-            "revenue_base": std.to_base_currency(revenue, currency.fillna(ctx.base_currency), ts, ctx.fx, ctx.base_currency).where(is_order),
-            "product_id": std.blank_to_na(rows["product_id"]),
-            "category": std.map_category(rows["category"]).where(rows["category"].notna()),
-            "price": parsed("price"),
-            ROW: rows[ROW],
-        }
+    rules.register_lookup(con, "postcode_map", "SELECT v_postcode AS raw FROM v", rules.postcode_lookup)
+    rules.register_lookup(
+        con,
+        "flag_map",
+        "SELECT v_consent_email AS raw FROM v UNION SELECT v_consent_sms FROM v UNION SELECT v_consent_profiling FROM v",
+        rules.flag_lookup,
     )
-    tables = {"events": out}
-    lines = pd.DataFrame()
-    if products is not None and not products.empty:
-        orders = out.loc[out["order_id"].notna(), [ROW, "message_id", "order_id", "ts", "user_id", "anonymous_id", "channel", "currency"]]
-        lines = products.merge(orders, on=ROW, how="inner")
-    if not lines.empty:
-        quantity = pd.to_numeric(lines["quantity"], errors="coerce").fillna(1).astype("int64")
-        price = std.parse_amount(lines["price"])
-        amount = quantity * price
-        category = std.map_category(lines["category"])
-        tables["order_lines"] = pd.DataFrame(
-            {
-                "order_id": lines["order_id"].astype("string"),
-                "message_id": lines["message_id"].astype("string"),
-                "line_number": lines["line_number"].astype("int64"),
-                "ts": lines["ts"],
-                "user_id": lines["user_id"].astype("string"),
-                "anonymous_id": lines["anonymous_id"].astype("string"),
-                "channel": lines["channel"].astype("string"),
-                "product_id": lines["product_id"].astype("string"),
-                "category": category.where(category != UNKNOWN_CATEGORY, UNKNOWN_CATEGORY),
-                "category_raw": lines["category"].astype("string"),
-                "quantity": quantity,
-                "price": price,
-                "currency": lines["currency"].astype("string"),
-                "amount": amount,
-                "amount_base": std.to_base_currency(amount, lines["currency"].astype("string"), lines["ts"], ctx.fx, ctx.base_currency),
-                ROW: lines[ROW],
-            }
-        )
-    return tables
+    return {
+        "crm_customers": f"""
+        SELECT o.v_crm_id AS crm_id, fn.name AS first_name, ln.name AS last_name,
+               fn.name_key AS first_name_key, ln.name_key AS last_name_key,
+               o.p_email AS email, o.v_email AS email_raw, o.flag_invalid_email AS email_invalid,
+               ph.e164 AS phone_e164, o.v_phone AS phone_raw, (o.v_phone IS NOT NULL AND ph.e164 IS NULL) AS phone_invalid,
+               bd.value AS birth_date, o.v_birth_date AS birth_date_raw,
+               (o.v_birth_date IS NOT NULL AND bd.value IS NULL) AS birth_date_invalid,
+               st.value AS street, ct.value AS city, pc.value AS postcode, upper(o.v_country) AS country,
+               upper(o.v_loyalty_id) AS loyalty_id, o.v_signup_channel AS signup_channel,
+               o.p_created_at AS created_at, o.p_updated_at AS updated_at,
+               ce.value::BOOLEAN AS consent_email, cs.value::BOOLEAN AS consent_sms, cp.value::BOOLEAN AS consent_profiling,
+               o._row
+        FROM {OK} o
+        LEFT JOIN name_map fn ON fn.raw = o.v_first_name
+        LEFT JOIN name_map ln ON ln.raw = o.v_last_name
+        LEFT JOIN phone_map ph ON ph.raw = o.v_phone AND ph.region = upper(o.v_country)
+        LEFT JOIN birth_map bd ON bd.raw = o.v_birth_date AND bd.country = upper(o.v_country)
+        LEFT JOIN street_map st ON st.raw = o.v_street
+        LEFT JOIN street_map ct ON ct.raw = o.v_city
+        LEFT JOIN postcode_map pc ON pc.raw = o.v_postcode
+        LEFT JOIN flag_map ce ON ce.raw = o.v_consent_email
+        LEFT JOIN flag_map cs ON cs.raw = o.v_consent_sms
+        LEFT JOIN flag_map cp ON cp.raw = o.v_consent_profiling
+        ORDER BY o._row"""
+    }
 
 
-def email_events(frame: pd.DataFrame, v: Validation, ctx: Context, **_: object) -> dict[str, pd.DataFrame]:
-    rows, parsed = _ok(frame, v)
-    out = pd.DataFrame(
-        {
-            "email": parsed("email"),
-            "email_raw": std.blank_to_na(rows["email"]),
-            "event_type": rows["event_type"],
-            "campaign_id": std.blank_to_na(rows["campaign_id"]),
-            "ts": parsed("timestamp"),
-            ROW: rows[ROW],
-        }
+def pos_transactions(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, str]:
+    _categories(con, "SELECT v_category AS raw FROM v WHERE v_category IS NOT NULL")
+    amount = "p_quantity * p_unit_price"
+    base, joins = rules.to_base("o.amount", "o.currency", "o._fx_date", "r")
+    return {
+        "pos_lines": f"""
+        SELECT o.v_transaction_id AS transaction_id, o.p_line_number::BIGINT AS line_number, o.v_store_id AS store_id,
+               o.v_store_country AS store_country, o.p_transaction_time AS ts, o.v_transaction_time AS ts_local,
+               o.v_store_timezone AS store_timezone, upper(o.v_loyalty_id) AS loyalty_id, o.v_product_id AS product_id,
+               coalesce(c.category, 'unknown') AS category, o.v_category AS category_raw,
+               o.p_quantity::BIGINT AS quantity, o.p_unit_price AS unit_price, o.currency, o.amount,
+               {base} AS amount_base, o._row
+        FROM (SELECT *, {amount} AS amount, p_currency AS currency, p_transaction_time::DATE AS _fx_date FROM {OK}) o
+        {joins}
+        LEFT JOIN category_map c ON c.raw = o.v_category
+        ORDER BY o._row"""
+    }
+
+
+def events(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, str]:
+    _names(con, ["first_name", "last_name"])
+    _categories(
+        con,
+        "SELECT v_category AS raw FROM v WHERE v_category IS NOT NULL UNION SELECT category FROM products",
     )
-    return {"email_events": out}
-
-
-def campaign_exposures(frame: pd.DataFrame, v: Validation, ctx: Context, **_: object) -> dict[str, pd.DataFrame]:
-    rows, parsed = _ok(frame, v)
-    out = pd.DataFrame(
-        {
-            "exposure_id": std.blank_to_na(rows["exposure_id"]),
-            "campaign_id": std.blank_to_na(rows["campaign_id"]),
-            "crm_id": std.blank_to_na(rows["crm_id"]),
-            "offer": rows["offer"],
-            "assignment_probability": parsed("assignment_probability"),
-            "exposed_at": parsed("exposed_at"),
-            "channel": rows["channel"],
-            ROW: rows[ROW],
-        }
+    rules.register_lookup(
+        con,
+        "phone_map",
+        f"SELECT v_phone AS raw, '{ctx.default_country}' AS region FROM v WHERE v_phone IS NOT NULL",
+        rules.phone_lookup,
     )
-    return {"campaign_exposures": out}
+    base, joins = rules.to_base("o.p_revenue", "o.p_currency", "o._fx_date", "r")
+    events_sql = f"""
+        SELECT o.v_message_id AS message_id, o.v_type AS type, o.v_event AS event, o.p_timestamp AS ts,
+               o.v_anonymous_id AS anonymous_id, o.v_user_id AS user_id, o.v_previous_id AS previous_id,
+               o.v_device_id AS device_id, o.v_device_type AS device_type, lower(o.v_channel) AS channel,
+               o.v_name AS page_name, o.v_page_path AS page_path,
+               o.p_email AS email, o.v_email AS email_raw, o.flag_invalid_email AS email_invalid,
+               ph.e164 AS phone_e164, o.v_phone AS phone_raw, fn.name AS first_name, ln.name AS last_name,
+               CASE WHEN o._is_order THEN o.v_order_id END AS order_id,
+               CASE WHEN o._is_order THEN o.p_revenue END AS revenue,
+               CASE WHEN o._is_order THEN o.p_currency END AS currency,
+               CASE WHEN o._is_order THEN {base} END AS revenue_base,
+               o.v_product_id AS product_id, c.category AS category, o.p_price AS price, o._row
+        FROM (SELECT *, coalesce(v_event = 'Order Completed', FALSE) AS _is_order, p_timestamp::DATE AS _fx_date FROM {OK}) o
+        {joins}
+        LEFT JOIN phone_map ph ON ph.raw = o.v_phone
+        LEFT JOIN name_map fn ON fn.raw = o.v_first_name
+        LEFT JOIN name_map ln ON ln.raw = o.v_last_name
+        LEFT JOIN category_map c ON c.raw = o.v_category
+        ORDER BY o._row"""
+    lbase, ljoins = rules.to_base("l.amount", "l.currency", "l._fx_date", "lr")
+    lines_sql = f"""
+        SELECT l.order_id, l.message_id, l.line_number, l.ts, l.user_id, l.anonymous_id, l.channel, l.product_id,
+               coalesce(c.category, 'unknown') AS category, l.category AS category_raw, l.quantity, l.price, l.currency,
+               l.amount, {lbase} AS amount_base, l._row
+        FROM (SELECT o.v_order_id AS order_id, o.v_message_id AS message_id, p.line_number::BIGINT AS line_number,
+                     o.p_timestamp AS ts, o.p_timestamp::DATE AS _fx_date, o.v_user_id AS user_id,
+                     o.v_anonymous_id AS anonymous_id, lower(o.v_channel) AS channel, p.product_id, p.category,
+                     coalesce(try_cast(p.quantity AS BIGINT), 1) AS quantity, try_cast(p.price AS DOUBLE) AS price,
+                     o.p_currency AS currency, coalesce(try_cast(p.quantity AS BIGINT), 1) * try_cast(p.price AS DOUBLE) AS amount,
+                     o._row
+              FROM products p JOIN {OK} o ON o._row = p._row
+              WHERE o.v_event = 'Order Completed') l
+        {ljoins}
+        LEFT JOIN category_map c ON c.raw = l.category
+        ORDER BY l._row, l.line_number"""
+    return {"events": events_sql, "order_lines": lines_sql}
+
+
+def email_events(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, str]:
+    return {
+        "email_events": f"""SELECT p_email AS email, v_email AS email_raw, v_event_type AS event_type,
+                                   v_campaign_id AS campaign_id, p_timestamp AS ts, _row FROM {OK} ORDER BY _row"""
+    }
+
+
+def campaign_exposures(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, str]:
+    return {
+        "campaign_exposures": f"""SELECT v_exposure_id AS exposure_id, v_campaign_id AS campaign_id, v_crm_id AS crm_id,
+                                         v_offer AS offer, p_assignment_probability AS assignment_probability,
+                                         p_exposed_at AS exposed_at, v_channel AS channel, _row FROM {OK} ORDER BY _row"""
+    }
 
 
 #: Source name → standardization node.
-NODES: dict[str, Callable[..., dict[str, pd.DataFrame]]] = {
+NODES: dict[str, Callable[[duckdb.DuckDBPyConnection, Context], dict[str, str]]] = {
     "fx_rates": fx_rates,
     "crm_customers": crm_customers,
     "pos_transactions": pos_transactions,

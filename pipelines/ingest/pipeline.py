@@ -6,21 +6,23 @@ quarantine every rejected row with field and reason, standardize the rest, stage
 
 from __future__ import annotations
 
-import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from cip.contracts import CONTRACTS, Contract
 from cip.errors import MissingInputError, SourceFileError
-from cip.lake import BatchRecord, Lake, file_sha256, write_parquet_atomic
+from cip.lake import BatchRecord, Lake, file_sha256
 from cip.settings import Settings
+from pipelines.ingest import rules
 from pipelines.ingest.nodes import NODES, Context
-from pipelines.ingest.readers import ROW, read_csv_strings, read_jsonl_strings
-from pipelines.ingest.validate import validate
+from pipelines.ingest.readers import load_csv, load_jsonl
+from pipelines.ingest.validate import validation_sql
 
 Progress = Callable[[str, int, int], None]
 
@@ -61,7 +63,9 @@ class IngestReport:
             for f in self.files
         ]
         if not rows:
-            return pd.DataFrame(columns=["source", "files", "skipped", "rows_in", "accepted", "quarantined", "seconds"])
+            return pd.DataFrame(
+                columns=["source", "files", "skipped", "rows_in", "accepted", "quarantined", "seconds"]
+            )
         return pd.DataFrame(rows).groupby("source", sort=False).sum().reset_index()
 
 
@@ -80,117 +84,147 @@ def discover(source_dir: Path) -> list[tuple[Contract, Path]]:
     return found
 
 
-def _quarantine_frame(
-    frame: pd.DataFrame, reason: pd.Series, fld: pd.Series, contract: Contract, path: Path, batch_id: str, now: datetime
-) -> pd.DataFrame:
-    bad = reason.notna().to_numpy()
-    rows = frame.loc[bad]
-    record_cols = ["line"] if "line" in frame.columns else [f.name for f in contract.fields]
-    records = rows[record_cols].astype(object).where(rows[record_cols].notna(), None)
-    if "line" in frame.columns:
-        raw = records["line"].astype("string")
-    else:
-        raw = pd.Series([json.dumps(r, ensure_ascii=False) for r in records.to_dict("records")], index=rows.index, dtype="string")
-    value = pd.Series(pd.NA, index=rows.index, dtype="string")
-    for name in fld[bad].dropna().unique():
-        if name in rows.columns:
-            m = (fld[bad] == name).to_numpy()
-            value[m] = rows.loc[m, name].astype("string")
-    return pd.DataFrame(
-        {
-            "batch_id": batch_id,
-            "source": contract.source,
-            "source_file": path.name,
-            ROW: rows[ROW].astype("int64"),
-            "field": fld[bad].astype("string"),
-            "reason": reason[bad].astype("string"),
-            "value": value,
-            "record": raw,
-            "ingested_at": pd.Timestamp(now),
-        }
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _quarantine_sql(contract: Contract, path: Path, batch_id: str, now_literal: str) -> str:
+    value = (
+        "CASE v._field "
+        + " ".join(f"WHEN '{f.name}' THEN raw.\"{f.name}\"" for f in contract.fields)
+        + " END"
     )
+    source = "raw"
+    if contract.format == "jsonl":
+        record, source = "lines.line", "lines"
+    else:
+        record = (
+            "to_json(struct_pack("
+            + ", ".join(f'"{f.name}" := raw."{f.name}"' for f in contract.fields)
+            + "))::VARCHAR"
+        )
+    return f"""SELECT {_sql_text(batch_id)} AS batch_id, {_sql_text(contract.source)} AS source,
+                      {_sql_text(path.name)} AS source_file, v._row, v._field AS field, v._reason AS reason,
+                      {value} AS value, {record} AS record, {now_literal} AS ingested_at
+               FROM v JOIN raw USING (_row) {"JOIN lines USING (_row)" if source == "lines" else ""} WHERE v._reason IS NOT NULL ORDER BY v._row"""
 
 
-def _lineage(table: pd.DataFrame, source: str, path: Path, batch_id: str, now: datetime) -> pd.DataFrame:
-    table = table.copy()
-    table["_source"] = source
-    table["_source_file"] = path.name
-    table["_batch_id"] = batch_id
-    table["_ingested_at"] = pd.Timestamp(now)
-    return table.reset_index(drop=True)
+def _copy(con: duckdb.DuckDBPyConnection, sql: str, dest: Path) -> int:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    result = con.execute(
+        f"COPY ({sql}) TO '{dest.as_posix()}' (FORMAT parquet, COMPRESSION zstd)"
+    ).fetchall()[0]
+    return int(result[0])
 
 
 def ingest_file(
     lake: Lake, contract: Contract, path: Path, *, settings: Settings, now: datetime, sha: str
 ) -> FileReport:
     """Validate, standardize and publish one file atomically."""
-    started = datetime.now(UTC)
+    started = time.perf_counter()
     batch_id = f"{contract.source}-{sha[:16]}"
-    products = None
-    if contract.format == "jsonl":
-        frame, products = read_jsonl_strings(path, contract)
-    else:
-        frame = read_csv_strings(path, contract)
-    fx = lake.read("fx_rates") if lake.has("fx_rates") else pd.DataFrame(columns=["date", "currency", "rate_to_base"])
-    known = set(settings.ingest.currencies)
-    convertible = {settings.base_currency} | (set(fx["currency"].dropna()) & known)
-
-    malformed = frame.pop("_malformed") if "_malformed" in frame.columns else pd.Series(False, index=frame.index)
-    v = validate(
-        frame,
-        contract,
-        now=now,
-        future_tolerance=pd.Timedelta(hours=settings.ingest.future_tolerance_hours),
-        currencies=convertible if contract.source != "fx_rates" else known,
-    )
-    v.reason[malformed.to_numpy()] = "malformed_json"
-    v.field[malformed.to_numpy()] = "line"
-    if contract.source != "fx_rates" and len(convertible) < len(known):
-        needed = {c for f in contract.fields if f.kind == "currency" for c in v.parsed.get(f.name, pd.Series()).dropna().unique()}
-        if needed - convertible - {None} and fx.empty:
-            raise SourceFileError(path, "has amounts in foreign currencies but no FX rates are ingested",
-                                  fix="put fx_rates.csv in the same folder (it is ingested first)")
-
-    ctx = Context(fx=fx, base_currency=settings.base_currency, default_country=settings.ingest.default_country)
-    tables = NODES[contract.source](frame, v, ctx, products=products)
-    quarantine = _quarantine_frame(frame, v.reason, v.field, contract, path, batch_id, now)
-    flagged = {k: int(s.loc[v.ok.to_numpy()].sum()) for k, s in v.flags.items()}
-    record = BatchRecord(
-        batch_id=batch_id,
-        source=contract.source,
-        file_name=path.name,
-        sha256=sha,
-        rows_in=len(frame),
-        rows_accepted=int(v.ok.sum()),
-        rows_quarantined=len(quarantine),
-        ingested_at=pd.Timestamp(now).isoformat(),
-        tables={name: len(t) for name, t in tables.items()},
-        flagged=flagged,
-    )
-    if record.rows_in != record.rows_accepted + record.rows_quarantined:  # pragma: no cover - invariant
-        raise AssertionError(f"{path}: rows do not reconcile")
-    with lake.stage(batch_id) as staging:
-        for name, table in tables.items():
-            write_parquet_atomic(_lineage(table, contract.source, path, batch_id, now), staging / "tables" / name / f"{batch_id}.parquet")
-        if len(quarantine):
-            write_parquet_atomic(quarantine, staging / "quarantine" / f"{batch_id}.parquet")
-        lake.publish(staging, record, path)
+    with duckdb.connect() as con:
+        rules.prepare(con)
+        rows_in = (load_jsonl if contract.format == "jsonl" else load_csv)(con, path, contract)
+        fx = (
+            lake.read("fx_rates")
+            if lake.has("fx_rates")
+            else pd.DataFrame(columns=["date", "currency", "rate_to_base"])
+        )
+        rules.register_fx(con, fx, settings.base_currency)
+        known = set(settings.ingest.currencies)
+        convertible = {settings.base_currency} | (set(fx["currency"].dropna().str.upper()) & known)
+        emails = [f'raw."{f.name}"' for f in contract.fields if f.kind == "email"]
+        rules.register_email_map(con, emails)
+        limit = pd.Timestamp(now).tz_convert("UTC") + pd.Timedelta(
+            hours=settings.ingest.future_tolerance_hours
+        )
+        con.execute(
+            f"CREATE TEMP TABLE v AS {validation_sql(contract, currencies=convertible if contract.source != 'fx_rates' else known, now_sql=f'TIMESTAMPTZ {_sql_text(limit.isoformat())}')}"
+        )
+        reasons = dict(
+            con.execute(
+                "SELECT _reason, count(*) FROM v WHERE _reason IS NOT NULL GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        )
+        foreign = [c for c in known - convertible]
+        if foreign and reasons.get("unknown_currency"):
+            cur_fields = [f.name for f in contract.fields if f.kind == "currency"]
+            listing = ", ".join(f"'{c}'" for c in foreign)
+            stranded = sum(
+                con.execute(f"SELECT count(*) FROM v WHERE upper(v_{c}) IN ({listing})").fetchall()[0][0]
+                for c in cur_fields
+            )
+            if stranded:
+                raise SourceFileError(
+                    path,
+                    f"has {stranded:,} amounts in {', '.join(sorted(foreign))} but no FX rates for them are ingested",
+                    fix="put fx_rates.csv (with those currencies) in the source folder; it is ingested first",
+                )
+        flag_cols = [
+            f"flag_invalid_{f.name}" for f in contract.fields if f.kind == "email" and f.on_invalid == "flag"
+        ]
+        flagged = {}
+        for col in flag_cols:
+            flagged[col.removeprefix("flag_")] = int(
+                con.execute(f"SELECT count(*) FROM v WHERE _reason IS NULL AND {col}").fetchall()[0][0]
+            )
+        rows_quarantined = sum(reasons.values())
+        rows_accepted = rows_in - rows_quarantined
+        ctx = Context(base_currency=settings.base_currency, default_country=settings.ingest.default_country)
+        selects = NODES[contract.source](con, ctx)
+        now_literal = f"TIMESTAMPTZ {_sql_text(pd.Timestamp(now).isoformat())}"
+        lineage = (
+            f"{_sql_text(contract.source)} AS _source, {_sql_text(path.name)} AS _source_file, "
+            f"{_sql_text(batch_id)} AS _batch_id, {now_literal} AS _ingested_at"
+        )
+        tables: dict[str, int] = {}
+        with lake.stage(batch_id) as staging:
+            for name, sql in selects.items():
+                tables[name] = _copy(
+                    con,
+                    f"SELECT *, {lineage} FROM ({sql})",
+                    staging / "tables" / name / f"{batch_id}.parquet",
+                )
+            if rows_quarantined:
+                _copy(
+                    con,
+                    _quarantine_sql(contract, path, batch_id, now_literal),
+                    staging / "quarantine" / f"{batch_id}.parquet",
+                )
+            record = BatchRecord(
+                batch_id=batch_id,
+                source=contract.source,
+                file_name=path.name,
+                sha256=sha,
+                rows_in=rows_in,
+                rows_accepted=rows_accepted,
+                rows_quarantined=rows_quarantined,
+                ingested_at=pd.Timestamp(now).isoformat(),
+                tables=tables,
+                flagged=flagged,
+            )
+            lake.publish(staging, record, path)
     return FileReport(
         source=contract.source,
         file=str(path),
         status="ingested",
-        rows_in=record.rows_in,
-        rows_accepted=record.rows_accepted,
-        rows_quarantined=record.rows_quarantined,
-        reasons=quarantine["reason"].value_counts().to_dict() if len(quarantine) else {},
+        rows_in=rows_in,
+        rows_accepted=rows_accepted,
+        rows_quarantined=rows_quarantined,
+        reasons=reasons,
         flagged=flagged,
-        tables=record.tables,
-        seconds=(datetime.now(UTC) - started).total_seconds(),
+        tables=tables,
+        seconds=time.perf_counter() - started,
     )
 
 
 def run(
-    settings: Settings, source_dir: Path | None = None, *, now: datetime | None = None, progress: Progress | None = None
+    settings: Settings,
+    source_dir: Path | None = None,
+    *,
+    now: datetime | None = None,
+    progress: Progress | None = None,
 ) -> IngestReport:
     """Ingest every new file of ``source_dir`` (default: the generated raw folder)."""
     source_dir = Path(source_dir or settings.raw_dir)

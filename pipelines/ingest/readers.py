@@ -1,11 +1,13 @@
-"""Read raw files into all-string frames with a ``_row`` number; whole-file problems raise."""
+"""Load one raw file into DuckDB as table ``raw`` (all VARCHAR, named after the contract's fields,
+with a 1-based ``_row``); JSON sources also get ``_malformed`` and a ``products`` table.
+Whole-file problems raise :class:`SourceFileError`."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
@@ -15,14 +17,15 @@ from cip.errors import SourceFileError
 ROW = "_row"  # 1-based record number in the file (header excluded; = line number for JSONL)
 
 
-def read_csv_strings(path: Path, contract: Contract) -> pd.DataFrame:
-    """Every declared column as string (missing optional columns are added empty)."""
+def load_csv(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) -> int:
+    """Create ``raw`` from a CSV file; returns the row count."""
     try:
         with open(path, encoding="utf-8") as fh:
-            header = fh.readline().rstrip("\r\n").split(",")
+            header = [h.strip().strip('"') for h in fh.readline().rstrip("\r\n").split(",")]
     except (OSError, UnicodeDecodeError) as exc:
-        raise SourceFileError(path, f"cannot be read ({exc})", fix="check the file exists and is UTF-8 CSV") from exc
-    header = [h.strip().strip('"') for h in header]
+        raise SourceFileError(
+            path, f"cannot be read ({exc})", fix="check the file exists and is UTF-8 CSV"
+        ) from exc
     missing = [c for c in contract.required_columns if c not in header]
     if missing:
         raise SourceFileError(
@@ -41,13 +44,15 @@ def read_csv_strings(path: Path, contract: Contract) -> pd.DataFrame:
             ),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise SourceFileError(path, f"is not a readable CSV ({exc})", fix="fix the quoting/encoding of the file") from exc
-    frame = table.to_pandas(types_mapper=pd.ArrowDtype).astype("string")
-    for f in contract.fields:
-        if f.name not in frame.columns:
-            frame[f.name] = pd.Series(pd.NA, index=frame.index, dtype="string")
-    frame[ROW] = range(1, len(frame) + 1)
-    return frame
+        raise SourceFileError(
+            path, f"is not a readable CSV ({exc})", fix="fix the quoting/encoding of the file"
+        ) from exc
+    table = table.append_column(ROW, pa.array(range(1, table.num_rows + 1), type=pa.int64()))
+    con.register("raw_arrow", table)
+    cols = [f'"{f.name}"' if f.name in header else f'NULL::VARCHAR AS "{f.name}"' for f in contract.fields]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE raw AS SELECT {ROW}, {', '.join(cols)} FROM raw_arrow")
+    con.unregister("raw_arrow")
+    return table.num_rows
 
 
 def _read_lines(path: Path) -> pa.Table:
@@ -55,51 +60,67 @@ def _read_lines(path: Path) -> pa.Table:
         return pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(column_names=["line"], block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(delimiter="\x01", quote_char=False, escape_char=False, ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(column_types={"line": pa.string()}, strings_can_be_null=False),
+            parse_options=pacsv.ParseOptions(
+                delimiter="\x01", quote_char=False, escape_char=False, ignore_empty_lines=False
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={"line": pa.string()}, strings_can_be_null=False
+            ),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
-        raise SourceFileError(path, f"cannot be read as JSON lines ({exc})", fix="write one UTF-8 JSON object per line") from exc
+        raise SourceFileError(
+            path, f"cannot be read as JSON lines ({exc})", fix="write one UTF-8 JSON object per line"
+        ) from exc
 
 
-def read_jsonl_strings(path: Path, contract: Contract) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Extract declared JSON paths as strings. Returns (frame, products) where ``frame`` has a
-    ``_malformed`` flag and ``products`` holds one row per element of the products array."""
+def json_structure(contract: Contract) -> dict:
+    """The nested VARCHAR structure of the contract's JSON paths (for one-pass ``json_transform``)."""
+    root: dict = {}
+
+    def put(path: str, leaf: object) -> None:
+        keys = path.removeprefix("$.").split(".")
+        node = root
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = leaf
+
+    for f in contract.fields:
+        put(f.path or f"$.{f.name}", "VARCHAR")
+    if "products_path" in contract.extra:
+        put(contract.extra["products_path"], [{k: "VARCHAR" for k in PRODUCT_KEYS}])
+    return root
+
+
+PRODUCT_KEYS = ("product_id", "category", "price", "quantity")
+
+
+def load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) -> int:
+    """Create ``raw`` (declared JSON paths as strings) and ``products`` (one row per element of
+    the contract's products array) from a JSON-lines file, parsing each line once; returns the
+    line count. Lines that are not a JSON object are marked ``_malformed``."""
     lines = _read_lines(path)
     lines = lines.append_column(ROW, pa.array(range(1, lines.num_rows + 1), type=pa.int64()))
-    paths = [f.path for f in contract.fields]
-    names = [f.name for f in contract.fields]
-    path_list = "[" + ", ".join(f"'{p}'" for p in paths) + "]"
-    select = ", ".join(f"v[{i + 1}] AS \"{n}\"" for i, n in enumerate(names))
-    with duckdb.connect() as con:
-        con.execute("SET threads TO 2")
-        con.register("lines", lines)
+    con.register("lines", lines)  # stays registered: quarantine keeps the raw line
+    structure = json.dumps(json_structure(contract)).replace("'", "''")
+    select = ", ".join(f'j{_accessor(f.path or "$." + f.name)} AS "{f.name}"' for f in contract.fields)
+    products = contract.extra.get("products_path")
+    items = f"j{_accessor(products)}" if products else "NULL"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE raw AS
+            SELECT {ROW}, NOT ok AS _malformed, {select}, {items} AS _products
+            FROM (SELECT {ROW}, ok, CASE WHEN ok THEN json_transform(line, '{structure}') END AS j
+                  FROM (SELECT {ROW}, line, json_valid(line) AND starts_with(ltrim(line), '{{') AS ok FROM lines))"""
+    )
+    fields = ", ".join(f"item.{k} AS {k}" for k in PRODUCT_KEYS)
+    if products:
         con.execute(
-            f"""CREATE TEMP TABLE parsed AS
-            SELECT {ROW}, line, ok, {select} FROM (
-                SELECT {ROW}, line, ok,
-                       CASE WHEN ok THEN json_extract_string(line, {path_list}) END AS v
-                FROM (SELECT {ROW}, line,
-                             CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' ELSE false END AS ok
-                      FROM lines))
-            ORDER BY {ROW}"""
+            f"""CREATE OR REPLACE TEMP TABLE products AS
+                SELECT {ROW}, line_number, {fields}
+                FROM (SELECT {ROW}, unnest(_products) AS item, generate_subscripts(_products, 1) AS line_number
+                      FROM raw WHERE len(_products) > 0)"""
         )
-        frame = con.sql(f"SELECT * EXCLUDE (ok), NOT ok AS _malformed FROM parsed ORDER BY {ROW}").df()
-        products_path = contract.extra.get("products_path")
-        products = pd.DataFrame()
-        if products_path:
-            products = con.sql(
-                f"""SELECT {ROW}, line_number, item->>'$.product_id' AS product_id,
-                           item->>'$.category' AS category, item->>'$.price' AS price,
-                           item->>'$.quantity' AS quantity
-                    FROM (SELECT {ROW}, unnest(items) AS item, generate_subscripts(items, 1) AS line_number
-                          FROM (SELECT {ROW}, json_extract(line, '{products_path}[*]') AS items
-                                FROM parsed WHERE ok AND json_type(line, '{products_path}') = 'ARRAY'))
-                    ORDER BY {ROW}, line_number"""
-            ).df()
-            for key in ("product_id", "category", "price", "quantity"):
-                products[key] = products[key].astype("string")
-    string_cols = [c for c in frame.columns if c not in (ROW, "_malformed", "line")]
-    frame[string_cols] = frame[string_cols].astype("string")
-    return frame, products
+    return lines.num_rows
 
+
+def _accessor(path: str) -> str:
+    return "".join(f'."{k}"' for k in path.removeprefix("$.").split("."))

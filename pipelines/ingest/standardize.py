@@ -16,13 +16,17 @@ import phonenumbers
 
 from cip.categories import canonical_category
 
-EMAIL_RE = re.compile(r"^[a-z0-9._%+\-]+@[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?)*\.[a-z]{2,}$")
+EMAIL_RE = re.compile(
+    r"^[a-z0-9._%+\-]+@[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?)*\.[a-z]{2,}$"
+)
 _SPACES = re.compile(r"\s+")
+#: Arrow-backed strings: vectorized string kernels instead of per-element Python.
+STR = "string[pyarrow]"
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 
 
-def _map_unique(s: pd.Series, fn: Callable[[Hashable], object], dtype: str = "string") -> pd.Series:
+def _map_unique(s: pd.Series, fn: Callable[[Hashable], object], dtype: str = STR) -> pd.Series:
     """Apply a scalar function once per distinct non-null value (fast on repetitive columns)."""
     out = pd.Series(pd.NA, index=s.index, dtype=dtype)
     present = s.notna()
@@ -36,7 +40,7 @@ def _map_unique(s: pd.Series, fn: Callable[[Hashable], object], dtype: str = "st
 
 def blank_to_na(s: pd.Series) -> pd.Series:
     """Strip surrounding white space; empty strings become ``<NA>``."""
-    s = s.astype("string").str.strip()
+    s = s.astype(STR).str.strip()
     return s.mask(s == "")
 
 
@@ -72,7 +76,7 @@ def normalize_phone(raw: pd.Series, region: pd.Series | str) -> pd.Series:
     Unparseable or invalid numbers become ``<NA>``."""
     raw = blank_to_na(raw)
     regions = pd.Series(region, index=raw.index) if isinstance(region, str) else region
-    pairs = raw.str.cat(regions.fillna("US").astype("string"), sep="\x1f")
+    pairs = raw.str.cat(regions.fillna("US").astype(STR), sep="\x1f")
     pairs = pairs.where(raw.notna())
     return _map_unique(pairs, lambda v: _phone_e164(*str(v).split("\x1f", 1)))
 
@@ -112,29 +116,6 @@ def normalize_postcode(s: pd.Series) -> pd.Series:
     return _map_unique(s, lambda v: _fold(str(v)).upper() or None)
 
 
-def parse_utc(s: pd.Series) -> pd.Series:
-    """ISO-8601 timestamps with offsets (or ``Z``) to UTC; unparseable → NaT."""
-    s = blank_to_na(s)
-    return pd.to_datetime(s, utc=True, format="ISO8601", errors="coerce")
-
-
-def local_to_utc(local: pd.Series, tz: pd.Series) -> pd.Series:
-    """Local wall-clock times in per-row IANA zones to UTC. Ambiguous (DST fall-back) times take
-    the first occurrence; non-existent (spring-forward) times shift forward. Bad → NaT."""
-    naive = pd.to_datetime(blank_to_na(local), format="%Y-%m-%d %H:%M:%S", errors="coerce")
-    out = pd.Series(pd.NaT, index=local.index, dtype="datetime64[ns, UTC]")
-    zones = blank_to_na(tz)
-    for zone, idx in naive.groupby(zones, sort=False).groups.items():
-        try:
-            values = naive.loc[idx].dt.tz_localize(
-                str(zone), ambiguous=np.ones(len(idx), dtype=bool), nonexistent="shift_forward"
-            )
-        except Exception:  # unknown zone name: leave NaT so the row is quarantined
-            continue
-        out.loc[idx] = values.dt.tz_convert("UTC")
-    return out
-
-
 _DATE_FORMATS: dict[str, str] = {"US": "%m/%d/%Y", "CA": "%m/%d/%Y"}
 _DAY_FIRST_SLASH = "%d/%m/%Y"
 
@@ -165,41 +146,6 @@ def parse_flag(s: pd.Series) -> pd.Series:
     return out
 
 
-def parse_amount(s: pd.Series) -> pd.Series:
-    """Numbers (``.`` decimal) to float; anything else → NaN."""
-    return pd.to_numeric(blank_to_na(s), errors="coerce").astype("float64")
-
-
 def map_category(s: pd.Series) -> pd.Series:
     """Raw category spellings to the eight canonical categories (``unknown`` if unmapped)."""
     return _map_unique(blank_to_na(s), canonical_category).fillna("unknown")
-
-
-def to_base_currency(
-    amount: pd.Series, currency: pd.Series, ts_utc: pd.Series, fx: pd.DataFrame, base: str = "USD"
-) -> pd.Series:
-    """Convert amounts with the rate of the transaction's UTC date (latest rate on or before it,
-    else the earliest known). ``fx`` has columns date, currency, rate_to_base. Currencies with no
-    rate at all give NaN (the caller quarantines them as ``unknown_currency``)."""
-    frame = pd.DataFrame(
-        {
-            "_pos": np.arange(len(amount)),
-            "amount": amount.to_numpy(dtype="float64"),
-            "currency": currency.astype("string").to_numpy(),
-            "date": pd.to_datetime(ts_utc).dt.tz_localize(None).dt.normalize().astype("datetime64[ns]").to_numpy(),
-        }
-    )
-    rates = fx[["date", "currency", "rate_to_base"]].copy()
-    rates["date"] = pd.to_datetime(rates["date"]).astype("datetime64[ns]")
-    rates["currency"] = rates["currency"].astype("string")
-    rate = np.full(len(frame), np.nan)
-    rate[(frame["currency"] == base).to_numpy()] = 1.0
-    for cur, part in frame[frame["currency"] != base].groupby("currency", sort=False):
-        table = rates[rates["currency"] == cur].sort_values("date")
-        if table.empty:
-            continue
-        part = part.sort_values("date")
-        joined = pd.merge_asof(part, table[["date", "rate_to_base"]], on="date", direction="backward")
-        joined["rate_to_base"] = joined["rate_to_base"].fillna(table["rate_to_base"].iloc[0])
-        rate[joined["_pos"].to_numpy()] = joined["rate_to_base"].to_numpy()
-    return pd.Series(frame["amount"].to_numpy() * rate, index=amount.index)

@@ -1,112 +1,97 @@
-"""Contract validation: every row gets at most one reason (the first rule it breaks)."""
+"""Contract validation compiled to one DuckDB query: every row gets at most one reason (the first
+rule it breaks, in the contract's field order) plus typed, parsed values of its fields.
+
+Input: a table ``raw`` of VARCHAR columns named after the contract's fields, plus ``_row`` and,
+for JSON sources, ``_malformed``. Output columns: ``_row``, ``v_<field>`` (trimmed, blank → NULL),
+``p_<field>`` (parsed value for typed fields), ``_reason``, ``_field``, ``flag_invalid_<field>``.
+Emails are normalized by the Python rule through the ``email_map`` table (see ``rules.py``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
-
-import pandas as pd
-
 from cip.contracts import Contract, Field
-from pipelines.ingest import standardize as std
+from pipelines.ingest import rules
 
 
-@dataclass
-class Validation:
-    """Outcome of validating one raw frame against its contract."""
-
-    reason: pd.Series  # string reason code, <NA> for good rows
-    field: pd.Series  # field that failed
-    parsed: dict[str, pd.Series] = field(default_factory=dict)
-    flags: dict[str, pd.Series] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> pd.Series:
-        return self.reason.isna()
+def _q(name: str) -> str:
+    return f'"{name}"'
 
 
-def _condition(frame: pd.DataFrame, f: Field) -> pd.Series:
+def _cond(f: Field) -> str:
     if f.when is None:
-        return pd.Series(True, index=frame.index)
+        return "TRUE"
     col, value = f.when
-    return (frame[col] == value).fillna(False).astype(bool)
+    return f"(v_{col} = '{value}')"
 
 
-def validate(
-    frame: pd.DataFrame,
-    contract: Contract,
-    *,
-    now: datetime,
-    future_tolerance: pd.Timedelta,
-    currencies: set[str],
-) -> Validation:
-    """Check a raw (all-string) frame against ``contract``; parse typed fields on the way.
-
-    ``currencies`` are the codes that can be converted to the base currency.
-    """
-    idx = frame.index
-    out = Validation(
-        reason=pd.Series(pd.NA, index=idx, dtype="string"),
-        field=pd.Series(pd.NA, index=idx, dtype="string"),
-    )
-
-    def fail(mask: pd.Series, reason: str, name: str) -> None:
-        m = mask.fillna(False).astype(bool) & out.reason.isna()
-        out.reason[m] = reason
-        out.field[m] = name
-
-    limit = pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now, tz="UTC")
-    limit = limit + future_tolerance
+def validation_sql(contract: Contract, *, currencies: set[str], now_sql: str) -> str:
+    """SQL selecting validated rows from ``raw``. ``now_sql`` is a TIMESTAMPTZ literal: the
+    ingestion time plus the future tolerance."""
+    values = [f"nullif(trim(raw.{_q(f.name)}), '') AS v_{f.name}" for f in contract.fields]
+    parsed: list[str] = []
+    checks: list[tuple[str, str, str]] = []  # (condition, reason, field)
+    flags: list[str] = []
+    joins: list[str] = []
+    if contract.format == "jsonl":
+        checks.append(("_malformed", "malformed_json", "line"))
     for group in contract.require_any:
-        blank = pd.concat([std.blank_to_na(frame[c]).isna() for c in group], axis=1).all(axis=1)
-        fail(blank, "missing_required", "|".join(group))
-
+        cond = " AND ".join(f"v_{c} IS NULL" for c in group)
+        checks.append((f"({cond})", "missing_required", "|".join(group)))
     for f in contract.fields:
-        values = std.blank_to_na(frame[f.name])
-        applies = _condition(frame, f)
-        present = values.notna() & applies
+        v, p, applies = f"v_{f.name}", f"p_{f.name}", _cond(f)
+        present = f"({v} IS NOT NULL AND {applies})"
         if f.required:
-            fail(values.isna() & applies, "missing_required", f.name)
+            checks.append((f"({v} IS NULL AND {applies})", "missing_required", f.name))
         if f.kind == "timestamp":
-            ts = std.parse_utc(values)
-            out.parsed[f.name] = ts
-            fail(present & ts.isna(), "invalid_timestamp", f.name)
-            fail(present & (ts > limit), "future_timestamp", f.name)
+            parsed.append(f"{rules.utc_timestamp(v)} AS {p}")
+            checks.append((f"({present} AND {p} IS NULL)", "invalid_timestamp", f.name))
+            checks.append((f"({present} AND {p} > {now_sql})", "future_timestamp", f.name))
         elif f.kind == "local_timestamp":
-            tz = frame[contract.extra["timezone_field"]]
-            ts = std.local_to_utc(values, tz)
-            out.parsed[f.name] = ts
-            fail(present & ts.isna(), "invalid_timestamp", f.name)
-            fail(present & (ts > limit), "future_timestamp", f.name)
+            tz = f"v_{contract.extra['timezone_field']}"
+            parsed.append(f"{rules.local_to_utc(v, tz)} AS {p}")
+            checks.append((f"({present} AND {p} IS NULL)", "invalid_timestamp", f.name))
+            checks.append((f"({present} AND {p} > {now_sql})", "future_timestamp", f.name))
         elif f.kind == "date":
-            d = pd.to_datetime(values, format="%Y-%m-%d", errors="coerce")
-            out.parsed[f.name] = d
-            fail(present & d.isna(), "invalid_timestamp", f.name)
+            parsed.append(f"try_strptime({v}, '%Y-%m-%d')::DATE AS {p}")
+            checks.append((f"({present} AND {p} IS NULL)", "invalid_timestamp", f.name))
         elif f.kind == "amount":
-            amount = std.parse_amount(values)
-            out.parsed[f.name] = amount
-            fail(present & ~(amount >= 0), "invalid_amount", f.name)
+            parsed.append(f"{rules.amount(v)} AS {p}")
+            checks.append((f"({present} AND coalesce({p} < 0, TRUE))", "invalid_amount", f.name))
         elif f.kind == "int":
-            number = pd.to_numeric(values, errors="coerce")
-            out.parsed[f.name] = number
-            fail(present & ~((number >= 1) & (number % 1 == 0)), "invalid_int", f.name)
+            parsed.append(f"try_cast({v} AS DOUBLE) AS {p}")
+            checks.append(
+                (f"({present} AND NOT coalesce({p} >= 1 AND {p} = floor({p}), FALSE))", "invalid_int", f.name)
+            )
         elif f.kind == "currency":
-            code = values.str.upper()
-            out.parsed[f.name] = code
-            fail(present & ~code.isin(list(currencies)).fillna(False), "unknown_currency", f.name)
+            parsed.append(f"upper({v}) AS {p}")
+            listing = ", ".join(f"'{c}'" for c in sorted(currencies)) or "NULL"
+            checks.append((f"({present} AND upper({v}) NOT IN ({listing}))", "unknown_currency", f.name))
         elif f.kind == "enum":
-            fail(present & ~values.isin(list(f.values or ())).fillna(False), "invalid_value", f.name)
+            listing = ", ".join(f"'{x}'" for x in f.values or ())
+            checks.append((f"({present} AND {v} NOT IN ({listing}))", "invalid_value", f.name))
         elif f.kind == "email":
-            email = std.normalize_email(values)
-            valid = std.is_valid_email(email)
-            bad = present & ~valid.fillna(False)
+            joins.append(
+                f"LEFT JOIN email_map em_{f.name} ON em_{f.name}.raw = nullif(trim(raw.{_q(f.name)}), '')"
+            )
+            parsed.append(f"CASE WHEN em_{f.name}_valid THEN em_{f.name}_email END AS {p}")
+            values.append(f"em_{f.name}.email AS em_{f.name}_email, em_{f.name}.valid AS em_{f.name}_valid")
+            bad = f"({present} AND NOT coalesce(em_{f.name}_valid, FALSE))"
             if f.on_invalid == "quarantine":
-                fail(bad, "invalid_email", f.name)
-                out.parsed[f.name] = email
+                checks.append((bad, "invalid_email", f.name))
             else:
-                out.flags[f"invalid_{f.name}"] = bad.astype(bool)
-                out.parsed[f.name] = email.mask(bad)
+                flags.append(f"{bad} AS flag_invalid_{f.name}")
     if contract.unique:
-        key = std.blank_to_na(frame[contract.unique])
-        fail(key.notna() & key.duplicated(keep="first"), "duplicate_key", contract.unique)
-    return out
+        key = f"v_{contract.unique}"
+        parsed.append(f"row_number() OVER (PARTITION BY {key} ORDER BY _row) AS _seen")
+        checks.append((f"({key} IS NOT NULL AND _seen > 1)", "duplicate_key", contract.unique))
+    which = "CASE " + " ".join(f"WHEN {c} THEN {i + 1}" for i, (c, _, _) in enumerate(checks)) + " END"
+    reasons = "[" + ", ".join(f"'{r}'" for _, r, _ in checks) + "]"
+    fields = "[" + ", ".join(f"'{n}'" for _, _, n in checks) + "]"
+    malformed = "raw._malformed" if contract.format == "jsonl" else "FALSE AS _malformed"
+    stage1 = f"SELECT raw._row, {malformed}, {', '.join(values)} FROM raw {' '.join(joins)}"
+    stage2 = f"SELECT *, {', '.join(parsed) if parsed else 'NULL AS _none'} FROM ({stage1})"
+    extra = (", " + ", ".join(flags)) if flags else ""
+    stage3 = f"SELECT *, {which} AS _check{extra} FROM ({stage2})"
+    return (
+        f"SELECT * EXCLUDE (_check), {reasons}[_check] AS _reason, {fields}[_check] AS _field FROM ({stage3})"
+    )

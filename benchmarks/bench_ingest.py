@@ -1,0 +1,105 @@
+"""Benchmark: generate a world of N persons, then ingest it; each stage in its own process.
+
+    .venv/bin/python benchmarks/bench_ingest.py --customers 1000000 [--data-dir /tmp/cip-bench]
+
+Prints wall time, rows and events per second, and peak RSS per stage, plus a JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _stage(stage: str, data_dir: Path, customers: int, seed: int) -> dict:
+    from cip.settings import Settings
+
+    settings = Settings(data_dir=data_dir)
+    started = time.perf_counter()
+    out: dict = {"stage": stage}
+    if stage == "generate":
+        from pipelines.generate.pipeline import generate_world
+
+        summary = generate_world(data_dir, n_customers=customers, seed=seed)
+        out["summary"] = {k: v for k, v in summary.items() if isinstance(v, int | float | dict)}
+    else:
+        from pipelines.ingest.pipeline import run
+
+        report = run(settings)
+        totals = report.totals()
+        out["rows_in"] = int(totals["rows_in"].sum())
+        out["events_in"] = int(totals.loc[totals["source"] == "events", "rows_in"].sum())
+        out["quarantined"] = int(totals["quarantined"].sum())
+        out["per_source"] = totals.to_dict("records")
+    out["seconds"] = time.perf_counter() - started
+    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/cip-bench"))
+    parser.add_argument("--stage", choices=["generate", "ingest"], help=argparse.SUPPRESS)
+    parser.add_argument("--keep", action="store_true", help="keep the data folder afterwards")
+    args = parser.parse_args()
+    if args.stage:
+        print(json.dumps(_stage(args.stage, args.data_dir, args.customers, args.seed), default=str))
+        return
+    if args.data_dir.exists():
+        shutil.rmtree(args.data_dir)
+    results = []
+    for stage in ("generate", "ingest"):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--stage",
+                stage,
+                "--customers",
+                str(args.customers),
+                "--seed",
+                str(args.seed),
+                "--data-dir",
+                str(args.data_dir),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    gen, ing = results
+    raw_bytes = sum(p.stat().st_size for p in (args.data_dir / "raw").rglob("*") if p.is_file())
+    print(f"customers            {args.customers:,}")
+    print(
+        f"generate             {gen['seconds']:.1f} s, peak RSS {gen['peak_rss_mib']:,.0f} MiB, raw {raw_bytes / 2**30:.2f} GiB"
+    )
+    print(f"ingest               {ing['seconds']:.1f} s, peak RSS {ing['peak_rss_mib']:,.0f} MiB")
+    print(
+        f"rows in              {ing['rows_in']:,} ({ing['rows_in'] / ing['seconds']:,.0f} rows/s), quarantined {ing['quarantined']:,}"
+    )
+    print(f"events in            {ing['events_in']:,}")
+    for row in ing["per_source"]:
+        rate = row["rows_in"] / row["seconds"] if row["seconds"] else 0
+        print(
+            f"  {row['source']:<20} {row['rows_in']:>12,} rows {row['seconds']:8.1f} s {rate:>12,.0f} rows/s"
+        )
+    print(
+        json.dumps(
+            {"customers": args.customers, "generate": gen, "ingest": ing, "raw_gib": raw_bytes / 2**30},
+            default=str,
+        )
+    )
+    if not args.keep:
+        shutil.rmtree(args.data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Identity edges from standardized lake tables (DuckDB SQL; distinct edges, earliest sighting).
+
+Node keys are ``<type>:<value>`` with types crm_id, email, phone, loyalty_id, anonymous_id and
+device_id. Segment ``userId`` values are CRM ids of web/app accounts, so they share the
+``crm_id`` namespace. A record that carries one identifier only still yields a node (self-edge).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+EDGE_COLUMNS = ["src", "dst", "edge_type", "source", "probability", "observed_at"]
+
+_CRM = """
+WITH c AS (SELECT 'crm_id:' || crm_id AS crm, email, phone_e164, loyalty_id, updated_at FROM crm_customers)
+SELECT crm AS src, 'email:' || email AS dst, 'crm_record' AS edge_type, 'crm_customers' AS source, updated_at AS observed_at
+  FROM c WHERE email IS NOT NULL
+UNION ALL SELECT crm, 'phone:' || phone_e164, 'crm_record', 'crm_customers', updated_at FROM c WHERE phone_e164 IS NOT NULL
+UNION ALL SELECT crm, 'loyalty_id:' || loyalty_id, 'crm_record', 'crm_customers', updated_at FROM c WHERE loyalty_id IS NOT NULL
+UNION ALL SELECT crm, crm, 'node', 'crm_customers', updated_at FROM c
+"""
+
+_EVENTS = """
+SELECT 'crm_id:' || user_id AS src, 'anonymous_id:' || anonymous_id AS dst,
+       CASE WHEN type = 'identify' THEN 'identify' ELSE 'event' END AS edge_type, 'events' AS source, ts AS observed_at
+  FROM events WHERE user_id IS NOT NULL AND anonymous_id IS NOT NULL AND type <> 'alias'
+UNION ALL SELECT 'anonymous_id:' || previous_id, 'crm_id:' || user_id, 'alias', 'events', ts
+  FROM events WHERE type = 'alias' AND previous_id IS NOT NULL AND user_id IS NOT NULL
+UNION ALL SELECT 'crm_id:' || user_id, 'email:' || email, 'identify', 'events', ts
+  FROM events WHERE type = 'identify' AND user_id IS NOT NULL AND email IS NOT NULL
+UNION ALL SELECT 'crm_id:' || user_id, 'phone:' || phone_e164, 'identify', 'events', ts
+  FROM events WHERE type = 'identify' AND user_id IS NOT NULL AND phone_e164 IS NOT NULL
+UNION ALL SELECT 'device_id:' || device_id, 'anonymous_id:' || anonymous_id, 'device', 'events', ts
+  FROM events WHERE device_id IS NOT NULL AND anonymous_id IS NOT NULL
+UNION ALL SELECT 'anonymous_id:' || anonymous_id, 'anonymous_id:' || anonymous_id, 'node', 'events', ts
+  FROM events WHERE anonymous_id IS NOT NULL
+UNION ALL SELECT 'crm_id:' || user_id, 'crm_id:' || user_id, 'node', 'events', ts
+  FROM events WHERE user_id IS NOT NULL
+"""
+
+_SINGLES = {
+    "pos_lines": "SELECT 'loyalty_id:' || loyalty_id AS src, 'loyalty_id:' || loyalty_id AS dst, 'node' AS edge_type, "
+    "'pos_lines' AS source, ts AS observed_at FROM pos_lines WHERE loyalty_id IS NOT NULL",
+    "email_events": "SELECT 'email:' || email, 'email:' || email, 'node', 'email_events', ts FROM email_events "
+    "WHERE email IS NOT NULL",
+    "campaign_exposures": "SELECT 'crm_id:' || crm_id, 'crm_id:' || crm_id, 'node', 'campaign_exposures', exposed_at "
+    "FROM campaign_exposures WHERE crm_id IS NOT NULL",
+}
+
+
+def deterministic_edges(con: duckdb.DuckDBPyConnection, tables: set[str]) -> pd.DataFrame:
+    """Distinct deterministic edges with the earliest time each was seen.
+
+    ``con`` has one view per lake table (``Lake.connect()``); ``tables`` lists those present.
+    """
+    parts = []
+    if "crm_customers" in tables:
+        parts.append(_CRM)
+    if "events" in tables:
+        parts.append(_EVENTS)
+    parts += [sql for name, sql in _SINGLES.items() if name in tables]
+    if not parts:
+        return pd.DataFrame(columns=EDGE_COLUMNS)
+    union = "\nUNION ALL\n".join(f"SELECT * FROM ({p})" for p in parts)
+    edges = con.sql(
+        f"""SELECT src, dst, edge_type, min(source) AS source, 1.0 AS probability, min(observed_at) AS observed_at
+            FROM ({union}) GROUP BY src, dst, edge_type ORDER BY src, dst, edge_type"""
+    ).df()
+    return edges[EDGE_COLUMNS]
+
+
+def crm_match_records(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """CRM accounts renamed to the matcher's roles (ASCII-folded, lower-case)."""
+    return con.sql(
+        """SELECT crm_id AS record_id,
+                  first_name_key AS first_name,
+                  last_name_key AS last_name,
+                  strftime(birth_date, '%Y-%m-%d') AS birth_date,
+                  nullif(regexp_replace(lower(strip_accents(street)), '[^a-z0-9 ]', '', 'g'), '') AS street,
+                  nullif(lower(strip_accents(city)), '') AS city,
+                  replace(upper(postcode), ' ', '') AS postcode
+           FROM crm_customers ORDER BY crm_id"""
+    ).df()
+
+
+def probabilistic_edges(pairs: pd.DataFrame, observed_at: pd.Timestamp) -> pd.DataFrame:
+    """Matched CRM record pairs → ``probabilistic`` edges carrying their match probability."""
+    if pairs.empty:
+        return pd.DataFrame(columns=EDGE_COLUMNS)
+    return pd.DataFrame(
+        {
+            "src": "crm_id:" + pairs["record_id_l"].astype(str),
+            "dst": "crm_id:" + pairs["record_id_r"].astype(str),
+            "edge_type": "probabilistic",
+            "source": "splink",
+            "probability": pairs["match_probability"].astype(float),
+            "observed_at": observed_at,
+        }
+    )[EDGE_COLUMNS]

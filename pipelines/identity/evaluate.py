@@ -1,0 +1,99 @@
+"""Identity quality against the generator's ground truth (evaluation only; pipelines never read truth).
+
+Every identifier node gets the person most of its truth-linked records belong to; the resolved
+customers are then compared with the persons: pairwise precision/recall/F1 (pairs of nodes),
+B-cubed precision/recall/F1, and counts of over-merged customers and split persons.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from cip.lake import Lake
+
+_OBSERVATIONS = """
+WITH l AS (SELECT source, record_key, person_id FROM links),
+crm AS (
+  SELECT c.*, l.person_id FROM crm_customers c JOIN l ON l.source = 'crm' AND l.record_key = c.crm_id),
+ev AS (
+  SELECT e.*, l.person_id FROM events e JOIN l ON l.source = 'event' AND l.record_key = e.message_id),
+obs AS (
+  SELECT 'crm_id:' || crm_id AS node, person_id FROM crm
+  UNION ALL SELECT 'email:' || email, person_id FROM crm WHERE email IS NOT NULL
+  UNION ALL SELECT 'phone:' || phone_e164, person_id FROM crm WHERE phone_e164 IS NOT NULL
+  UNION ALL SELECT 'loyalty_id:' || loyalty_id, person_id FROM crm WHERE loyalty_id IS NOT NULL
+  UNION ALL SELECT 'crm_id:' || user_id, person_id FROM ev WHERE user_id IS NOT NULL
+  UNION ALL SELECT 'anonymous_id:' || anonymous_id, person_id FROM ev WHERE anonymous_id IS NOT NULL
+  UNION ALL SELECT 'anonymous_id:' || previous_id, person_id FROM ev WHERE previous_id IS NOT NULL
+  UNION ALL SELECT 'device_id:' || device_id, person_id FROM ev WHERE device_id IS NOT NULL
+  UNION ALL SELECT 'email:' || email, person_id FROM ev WHERE email IS NOT NULL
+)
+SELECT node, arg_max(person_id, n) AS person_id FROM (
+  SELECT node, person_id, count(*) AS n FROM obs GROUP BY ALL) GROUP BY node
+"""
+
+
+def node_truth(lake: Lake, truth_dir: Path) -> pd.DataFrame:
+    """node → majority person from truth-linked records."""
+    con = lake.connect(["crm_customers", "events"])
+    con.execute(
+        f"CREATE VIEW links AS SELECT * FROM read_parquet('{(truth_dir / 'record_links.parquet').as_posix()}')"
+    )
+    return con.sql(_OBSERVATIONS).df()
+
+
+def cluster_metrics(assignments: pd.DataFrame) -> dict[str, float]:
+    """Pairwise and B-cubed metrics from rows of (customer_id, person_id), one per node."""
+    if assignments.empty:
+        return {}
+    with duckdb.connect() as con:
+        con.register("a", assignments[["customer_id", "person_id"]])
+        row = con.execute(
+            """WITH n AS (SELECT customer_id, person_id, count(*)::DOUBLE AS nij FROM a GROUP BY ALL),
+                    ci AS (SELECT customer_id, sum(nij) AS ni FROM n GROUP BY ALL),
+                    pj AS (SELECT person_id, sum(nij) AS nj FROM n GROUP BY ALL)
+               SELECT (SELECT sum(nij * (nij - 1) / 2) FROM n) AS tp,
+                      (SELECT sum(ni * (ni - 1) / 2) FROM ci) AS pred_pairs,
+                      (SELECT sum(nj * (nj - 1) / 2) FROM pj) AS true_pairs,
+                      (SELECT sum(nij * nij / ni) FROM n JOIN ci USING (customer_id)) AS b3p,
+                      (SELECT sum(nij * nij / nj) FROM n JOIN pj USING (person_id)) AS b3r,
+                      (SELECT sum(nij) FROM n) AS nodes,
+                      (SELECT count(*) FROM (SELECT customer_id FROM n GROUP BY ALL HAVING count(*) > 1)) AS over_merged_customers,
+                      (SELECT count(DISTINCT person_id) FROM n WHERE customer_id IN
+                          (SELECT customer_id FROM n GROUP BY ALL HAVING count(*) > 1)) AS persons_in_over_merged,
+                      (SELECT count(*) FROM (SELECT person_id FROM n GROUP BY ALL HAVING count(*) > 1)) AS split_persons,
+                      (SELECT count(DISTINCT person_id) FROM n) AS persons,
+                      (SELECT count(DISTINCT customer_id) FROM n) AS customers"""
+        ).fetchall()[0]
+    tp, pred, true, b3p, b3r, nodes, over, over_p, split, persons, customers = row
+    precision = tp / pred if pred else 1.0
+    recall = tp / true if true else 1.0
+    b_p, b_r = b3p / nodes, b3r / nodes
+    return {
+        "nodes": int(nodes),
+        "persons": int(persons),
+        "customers": int(customers),
+        "pairwise_precision": precision,
+        "pairwise_recall": recall,
+        "pairwise_f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "bcubed_precision": b_p,
+        "bcubed_recall": b_r,
+        "bcubed_f1": 2 * b_p * b_r / (b_p + b_r) if b_p + b_r else 0.0,
+        "over_merged_customers": int(over),
+        "persons_in_over_merged_customers": int(over_p),
+        "split_persons": int(split),
+    }
+
+
+def evaluate(lake: Lake, truth_dir: Path) -> dict[str, dict[str, float]]:
+    """Metrics over all identifier nodes and over CRM accounts alone."""
+    truth = node_truth(lake, truth_dir)
+    mapping = lake.read("identity_map", ["node", "node_type", "customer_id"])
+    joined = mapping.merge(truth, on="node", how="inner")
+    return {
+        "all_identifiers": cluster_metrics(joined),
+        "crm_accounts": cluster_metrics(joined[joined["node_type"] == "crm_id"]),
+    }

@@ -1,0 +1,131 @@
+"""Standardization rules as DuckDB SQL expressions, and lookup tables built from the Python
+rules in ``standardize.py`` over *distinct* raw values (so Python runs once per value, not row).
+
+Timestamp rules (DuckDB ICU semantics, tested in tests/test_standardize.py):
+- ISO-8601 with offset or ``Z`` → UTC; a value without offset is taken as UTC.
+- Local wall-clock time in an IANA zone → UTC; an ambiguous fall-back time takes the later
+  (standard-time) occurrence, a non-existent spring-forward time is read with the offset in
+  force before the jump. Unknown zone names give NULL (the row is quarantined).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from cip.categories import canonical_category
+from pipelines.ingest import standardize as std
+
+
+def utc_timestamp(expr: str) -> str:
+    return f"try_cast({expr} AS TIMESTAMPTZ)"
+
+
+def local_to_utc(expr: str, tz_expr: str) -> str:
+    naive = f"try_strptime({expr}, '%Y-%m-%d %H:%M:%S')"
+    return f"CASE WHEN {tz_expr} IN (SELECT name FROM tz_names) THEN timezone({tz_expr}, {naive}) END"
+
+
+def amount(expr: str) -> str:
+    return f"try_cast({expr} AS DOUBLE)"
+
+
+def prepare(con: duckdb.DuckDBPyConnection) -> None:
+    """Session settings and static lookups every ingestion query relies on."""
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
+    con.execute("CREATE OR REPLACE TEMP TABLE tz_names AS SELECT name FROM pg_timezone_names()")
+
+
+def _distinct(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
+    return con.sql(sql).df()
+
+
+def register_email_map(con: duckdb.DuckDBPyConnection, exprs: list[str]) -> None:
+    """``email_map(raw, email, valid)`` for every distinct trimmed raw e-mail in ``raw``."""
+    union = (
+        " UNION ".join(f"SELECT nullif(trim({e}), '') AS raw FROM raw" for e in exprs)
+        if exprs
+        else "SELECT NULL::VARCHAR AS raw"
+    )
+    frame = _distinct(con, f"SELECT DISTINCT raw FROM ({union}) WHERE raw IS NOT NULL")
+    raw = frame["raw"].astype(std.STR)
+    email = std.normalize_email(raw)
+    valid = std.is_valid_email(email).fillna(False).astype(bool)
+    _register(con, "email_map", pd.DataFrame({"raw": raw, "email": email, "valid": valid}))
+
+
+def register_lookup(con: duckdb.DuckDBPyConnection, name: str, sql: str, build) -> None:
+    """Register ``name`` = ``build(distinct values frame)`` for the distinct rows of ``sql``."""
+    frame = _distinct(con, f"SELECT DISTINCT * FROM ({sql})")
+    for col in frame.columns:
+        frame[col] = frame[col].astype(std.STR)
+    _register(con, name, build(frame))
+
+
+def _register(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    con.register(f"{name}_arrow", table)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_arrow")
+    con.unregister(f"{name}_arrow")
+
+
+# --- builders for register_lookup: distinct raw values in → standardized values out ------------
+def phone_lookup(frame: pd.DataFrame) -> pd.DataFrame:
+    """(raw, region) → e164."""
+    return frame.assign(e164=std.normalize_phone(frame["raw"], frame["region"]))
+
+
+def name_lookup(frame: pd.DataFrame) -> pd.DataFrame:
+    """raw → name (display form), name_key (ASCII matching key)."""
+    name = std.normalize_name(frame["raw"])
+    return frame.assign(name=name, name_key=std.ascii_key(name))
+
+
+def address_lookup(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(value=std.normalize_address(frame["raw"]))
+
+
+def postcode_lookup(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(value=std.normalize_postcode(frame["raw"]))
+
+
+def birth_date_lookup(frame: pd.DataFrame) -> pd.DataFrame:
+    """(raw, country) → date."""
+    parsed = std.parse_birth_date(frame["raw"], frame["country"])
+    return frame.assign(value=pd.to_datetime(parsed, errors="coerce").dt.date)
+
+
+def flag_lookup(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(value=std.parse_flag(frame["raw"]))
+
+
+def category_lookup(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(category=[canonical_category(v) if pd.notna(v) else None for v in frame["raw"]])
+
+
+def register_fx(con: duckdb.DuckDBPyConnection, fx: pd.DataFrame, base: str) -> None:
+    """``fx(currency, date, rate)`` plus the base currency at rate 1 on every date, and
+    ``fx_first(currency, rate)`` for dates before the first known rate."""
+    frame = fx[["date", "currency", "rate_to_base"]].copy()
+    frame["date"] = pd.to_datetime(frame["date"]).dt.date
+    _register(con, "fx_raw", frame)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE fx AS
+            SELECT upper(currency) AS currency, date::DATE AS date, rate_to_base AS rate FROM fx_raw
+            UNION ALL SELECT '{base}', DATE '1900-01-01', 1.0"""
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE fx_first AS SELECT currency, arg_min(rate, date) AS rate FROM fx GROUP BY currency"
+    )
+
+
+def to_base(amount_expr: str, currency_expr: str, ts_expr: str, alias: str) -> tuple[str, str]:
+    """(select expression, join clauses) converting an amount with the rate of the UTC date:
+    the latest rate on or before it, else the earliest known rate."""
+    joins = (
+        f"ASOF LEFT JOIN fx {alias} ON {alias}.currency = {currency_expr} AND {alias}.date <= ({ts_expr})::DATE "
+        f"LEFT JOIN fx_first {alias}_f ON {alias}_f.currency = {currency_expr}"
+    )
+    return f"{amount_expr} * coalesce({alias}.rate, {alias}_f.rate)", joins

@@ -1,0 +1,46 @@
+"""Shared fixtures: one small generated world, ingested once per test session."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+WORLD_CUSTOMERS = 2_000
+WORLD_SEED = 7
+INGEST_NOW = datetime(2026, 7, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def world_settings(tmp_path_factory: pytest.TempPathFactory):
+    """Settings pointing at a generated world of 2,000 persons (raw + truth, not yet ingested)."""
+    from cip.settings import Settings
+    from pipelines.generate.pipeline import generate_world
+
+    root: Path = tmp_path_factory.mktemp("world")
+    settings = Settings(data_dir=root)
+    generate_world(root, n_customers=WORLD_CUSTOMERS, seed=WORLD_SEED)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def ingested_world(world_settings):
+    """The world after `cip ingest`."""
+    from pipelines.ingest.pipeline import run
+
+    report = run(world_settings, now=INGEST_NOW)
+    return world_settings, report
+
+
+@pytest.fixture(scope="session")
+def resolved_world(ingested_world):
+    """The world after `cip identity run`."""
+    from pipelines.identity.pipeline import run
+
+    settings, _ = ingested_world
+    result = run(settings)
+    return settings, result
