@@ -10,7 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from cip.lake import Lake
 
@@ -88,12 +91,39 @@ def cluster_metrics(assignments: pd.DataFrame) -> dict[str, float]:
     }
 
 
+def resolvable_clusters(truth: pd.DataFrame, edges: pd.DataFrame) -> pd.Series:
+    """For each node, the part of its person that the data can connect: components of the graph
+    of deterministic edges whose two ends belong to the same person, plus every pair of that
+    person's CRM accounts (matchable on name, birth date and address). A person who browsed on a
+    device that never logged in leaves that device unresolvable: no resolver can join it."""
+    person = truth.set_index("node")["person_id"]
+    nodes = pd.Index(truth["node"].unique())
+    det = edges[(edges["edge_type"] != "probabilistic") & (edges["src"] != edges["dst"])][["src", "dst"]].drop_duplicates()
+    det = det[det["src"].isin(nodes) & det["dst"].isin(nodes)]
+    det = det[person.reindex(det["src"]).to_numpy() == person.reindex(det["dst"]).to_numpy()]
+    crm = truth[truth["node"].str.startswith("crm_id:")]
+    anchor = crm.groupby("person_id")["node"].transform("min")
+    pairs = pd.concat([det, pd.DataFrame({"src": crm["node"].to_numpy(), "dst": anchor.to_numpy()})], ignore_index=True)
+    codes = pd.Series(np.arange(len(nodes)), index=nodes)
+    graph = coo_matrix(
+        (np.ones(len(pairs)), (codes.reindex(pairs["src"]).to_numpy(), codes.reindex(pairs["dst"]).to_numpy())),
+        shape=(len(nodes), len(nodes)),
+    )
+    _, labels = connected_components(graph, directed=False)
+    return pd.Series(labels, index=nodes).astype(str).rename("resolvable_cluster")
+
+
 def evaluate(lake: Lake, truth_dir: Path) -> dict[str, dict[str, float]]:
-    """Metrics over all identifier nodes and over CRM accounts alone."""
+    """Metrics over all identifier nodes and over CRM accounts alone, against (a) the persons and
+    (b) the resolvable part of each person (what the data can connect; see resolvable_clusters)."""
     truth = node_truth(lake, truth_dir)
     mapping = lake.read("identity_map", ["node", "node_type", "customer_id"])
     joined = mapping.merge(truth, on="node", how="inner")
+    edges = lake.read("identity_edges", ["src", "dst", "edge_type"])
+    resolvable = resolvable_clusters(joined[["node", "person_id"]], edges)
+    by_resolvable = joined.assign(person_id=joined["node"].map(resolvable))
     return {
-        "all_identifiers": cluster_metrics(joined),
+        "resolvable_identifiers": cluster_metrics(by_resolvable),
+        "all_identifiers_vs_persons": cluster_metrics(joined),
         "crm_accounts": cluster_metrics(joined[joined["node_type"] == "crm_id"]),
     }

@@ -117,8 +117,21 @@ def _copy(con: duckdb.DuckDBPyConnection, sql: str, dest: Path) -> int:
     return int(result[0])
 
 
+def _fx(lake: Lake) -> pd.DataFrame:
+    if lake.has("fx_rates"):
+        return lake.read("fx_rates", ["date", "currency", "rate_to_base"])
+    return pd.DataFrame(columns=["date", "currency", "rate_to_base"])
+
+
 def ingest_file(
-    lake: Lake, contract: Contract, path: Path, *, settings: Settings, now: datetime, sha: str
+    lake: Lake,
+    contract: Contract,
+    path: Path,
+    *,
+    settings: Settings,
+    now: datetime,
+    sha: str,
+    fx: pd.DataFrame | None = None,
 ) -> FileReport:
     """Validate, standardize and publish one file atomically."""
     started = time.perf_counter()
@@ -232,6 +245,7 @@ def run(
     lake = Lake(settings.lake_dir)
     files = discover(source_dir)
     reports: list[FileReport] = []
+    fx = _fx(lake)
     for i, (contract, path) in enumerate(files):
         if progress:
             progress(f"{contract.source}: {path.name}", i, len(files))
@@ -239,7 +253,9 @@ def run(
         if sha in lake.known_hashes():
             reports.append(FileReport(source=contract.source, file=str(path), status="skipped"))
             continue
-        reports.append(ingest_file(lake, contract, path, settings=settings, now=now, sha=sha))
+        reports.append(ingest_file(lake, contract, path, settings=settings, now=now, sha=sha, fx=fx))
+        if contract.source == "fx_rates":
+            fx = _fx(lake)
     if progress:
         progress("done", len(files), len(files))
     return IngestReport(reports)

@@ -1,0 +1,450 @@
+"""Deterministic identity-graph resolver: identifier edges in, stable customer ids out.
+
+Pure functions over DataFrames (no I/O). :func:`resolve` runs, in order:
+
+1. **blocked values** — identifiers matching their rule's ``blocked_patterns`` leave the graph and
+   every edge touching them is rejected (``blocked_value``);
+2. **shared identifiers** — an identifier with more distinct neighbours of a type than its rule's
+   ``max_degree`` keeps no edge (``shared_identifier``) and stands alone as its own customer;
+3. **threshold** — edges whose ``probability`` is below ``probabilistic_threshold`` are rejected
+   (``below_threshold``; deterministic edges carry 1.0, a missing probability counts as 1.0);
+4. **components** — scipy connected components over integer-coded nodes (vectorised);
+5. **careful path** — only components that break a ``max_per_customer`` limit or hold a never-link
+   pair are rebuilt by a union-find that adds unique node pairs strongest first (edge-type priority,
+   then the weaker and the stronger endpoint's identifier priority, deterministic before
+   probabilistic, higher probability, earlier ``observed_at``, node keys) and refuses any union that
+   would join a never-link pair (``never_link``) or exceed a limit (``limit_exceeded``). With
+   ``prefer_previous_links`` (default) pairs inside one previous customer go first, so appended
+   data cannot reshuffle an existing customer;
+6. **stable ids** — see :mod:`pipelines.identity.graph_ids`.
+
+Every node present in the edges and not blocked appears in ``identity_map`` (a node whose edges
+were all rejected is a customer of its own). Nodes of ``previous_map`` that no longer occur in the
+edges are not carried over: ``edges`` must be the full edge set, not an increment. The result does
+not depend on the order of the input rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from cip.identity_config import IdentityConfig
+from pipelines.identity import graph_components as gc
+from pipelines.identity.graph_ids import HISTORY_COLUMNS, assign_customer_ids
+
+EDGE_COLUMNS = ["src", "dst", "edge_type", "source", "probability", "observed_at"]
+IDENTITY_MAP_COLUMNS = ["node", "node_type", "customer_id", "first_seen"]
+ALARM_COLUMNS = ["customer_id", "size"]
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+REASONS = tuple(r for r in gc.REASONS if r is not None)
+
+
+@dataclass
+class Resolution:
+    """Output of :func:`resolve`."""
+
+    #: node, node_type, customer_id, first_seen — one row per resolved node, sorted by node.
+    identity_map: pd.DataFrame
+    #: the input edges (same rows, same order) plus status, reason, customer_id.
+    edges: pd.DataFrame
+    #: run_id, event (create/merge/split), customer_id, other_customer_id, n_nodes.
+    history: pd.DataFrame
+    #: customer_id, size — customers with more nodes than ``cluster_size_alarm``.
+    alarms: pd.DataFrame
+    stats: dict[str, Any]
+    #: wall-clock seconds per phase (not part of the deterministic output).
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def customer_of(self, node: str) -> str | None:
+        hit = self.identity_map.loc[self.identity_map["node"] == node, "customer_id"]
+        return None if hit.empty else str(hit.iat[0])
+
+
+def resolve(
+    edges: pd.DataFrame,
+    config: IdentityConfig,
+    previous_map: pd.DataFrame | None = None,
+    never_link: pd.DataFrame | None = None,
+    run_id: str = "run",
+) -> Resolution:
+    """Resolve identifier edges into customers. See the module docstring for the rules."""
+    clock = _Clock()
+    _require(edges, ["src", "dst", "edge_type"], "edges")
+    n_rows = len(edges)
+    prob = _probabilities(edges)
+    observed = _ns(edges["observed_at"]) if "observed_at" in edges else np.full(n_rows, gc.INT64_MAX)
+    prev = _previous(previous_map)
+    never = _never_link(never_link)
+    clock.tick("prepare")
+
+    nodes, (src, dst, prev_codes, nl_a, nl_b) = gc.encode_nodes(
+        [edges["src"], edges["dst"], prev["node"], never["a"], never["b"]]
+    )
+    n = nodes.n
+    prev_cid, cid_names = gc.encode_values(prev["customer_id"])
+    prev_codes = gc.first_occurrence_only(np.where(prev_cid >= 0, prev_codes, -1), n)
+    clock.tick("encode")
+
+    reason = np.zeros(n_rows, dtype=np.int8)
+    valid = (src >= 0) & (dst >= 0)
+    reason[~valid] = gc.INVALID_NODE
+    present = np.zeros(n, dtype=bool)
+    present[src[src >= 0]] = True
+    present[dst[dst >= 0]] = True
+    s0, d0 = np.maximum(src, 0), np.maximum(dst, 0)  # safe indices; invalid rows are masked
+
+    blocked = gc.blocked_nodes(nodes, config) & present
+    reason[(reason == 0) & (blocked[s0] | blocked[d0])] = gc.BLOCKED_VALUE
+    live = (reason == 0) & (src != dst)
+    shared = gc.shared_nodes(nodes, config, src[live], dst[live])
+    reason[(reason == 0) & (shared[s0] | shared[d0])] = gc.SHARED_IDENTIFIER
+    reason[(reason == 0) & (prob < config.probabilistic_threshold)] = gc.BELOW_THRESHOLD
+    clock.tick("guards")
+
+    cand = (reason == 0) & (src != dst)
+    labels = gc.components(n, src[cand], dst[cand])
+    members = present & ~blocked
+    clock.tick("components")
+
+    flagged = _flag_components(nodes, config, labels, members, nl_a, nl_b)
+    n_slow_edges = 0
+    if flagged.any():
+        node_prev = np.full(n, -1, dtype=np.int64)
+        if config.prefer_previous_links:
+            known = prev_codes >= 0
+            node_prev[prev_codes[known]] = prev_cid[known]
+        labels, n_slow_edges = _careful_path(
+            nodes,
+            config,
+            edges,
+            labels,
+            members,
+            flagged,
+            cand,
+            src,
+            dst,
+            prob,
+            observed,
+            nl_a,
+            nl_b,
+            node_prev,
+            reason,
+        )
+    cluster, firsts = gc.relabel_by_first_node(labels, members)
+    clock.tick("careful_path")
+
+    first_seen = np.full(n, gc.INT64_MAX, dtype=np.int64)
+    np.minimum.at(first_seen, src[valid], observed[valid])
+    np.minimum.at(first_seen, dst[valid], observed[valid])
+    known = prev_codes >= 0
+    np.minimum.at(first_seen, prev_codes[known], prev["fs"].to_numpy()[known])
+    cluster_id, history, id_counts = assign_customer_ids(
+        nodes.keys,
+        cluster,
+        firsts,
+        prev_codes,
+        prev_cid,
+        cid_names,
+        prev["fs"].to_numpy(),
+        config.id_prefix,
+        run_id,
+    )
+    clock.tick("ids")
+
+    idx = np.flatnonzero(members)
+    node_customer = np.full(n, None, dtype=object)
+    node_customer[idx] = cluster_id[cluster[idx]]
+    identity_map = pd.DataFrame(
+        {
+            "node": nodes.keys[idx],
+            "node_type": np.array(nodes.type_names, dtype=object)[nodes.type_code[idx]],
+            "customer_id": node_customer[idx],
+            "first_seen": _to_timestamps(first_seen[idx]),
+        }
+    )
+
+    out = edges.copy(deep=False)
+    rejected = reason != 0
+    out["status"] = np.array([ACCEPTED, REJECTED], dtype=object)[rejected.astype(np.int8)]
+    out["reason"] = np.array(gc.REASONS, dtype=object)[reason]
+    out["customer_id"] = np.where(rejected, None, node_customer[s0])
+
+    sizes = np.bincount(cluster[idx], minlength=len(firsts))
+    big = np.flatnonzero(sizes > config.cluster_size_alarm)
+    alarms = pd.DataFrame({"customer_id": cluster_id[big], "size": sizes[big].astype(np.int64)})
+    alarms = alarms.sort_values(["size", "customer_id"], ascending=[False, True], ignore_index=True)
+    clock.tick("outputs")
+
+    reason_counts = np.bincount(reason, minlength=len(gc.REASONS))
+    stats: dict[str, Any] = {
+        "run_id": run_id,
+        "n_edges": int(n_rows),
+        "n_accepted": int(reason_counts[0]),
+        "n_rejected": int(rejected.sum()),
+        "rejected_by_reason": {r: int(reason_counts[i]) for i, r in enumerate(gc.REASONS) if i},
+        "n_nodes": int(len(idx)),
+        "n_blocked_nodes": int(blocked.sum()),
+        "n_shared_nodes": int((shared & members).sum()),
+        "n_customers": int(len(firsts)),
+        "n_singletons": int((sizes == 1).sum()),
+        "largest_customer": int(sizes.max()) if len(sizes) else 0,
+        "n_alarms": int(len(alarms)),
+        "n_careful_components": int(flagged.sum()),
+        "n_careful_edges": int(n_slow_edges),
+        **{f"ids_{k}": v for k, v in id_counts.items()},
+    }
+    return Resolution(
+        identity_map=identity_map,
+        edges=out,
+        history=history,
+        alarms=alarms,
+        stats=stats,
+        timings=clock.laps,
+    )
+
+
+def explain_path(resolution_edges: pd.DataFrame, a: str, b: str) -> list[dict[str, Any]]:
+    """The shortest chain of accepted edges linking nodes ``a`` and ``b`` (BFS), as edge rows.
+
+    Rows come in path order, from ``a`` to ``b``; among parallel edges between two nodes the
+    earliest observed one is shown. Returns ``[]`` when ``a == b`` or when no accepted path links
+    them (different customers, unknown node).
+    """
+    if a == b:
+        return []
+    e = resolution_edges
+    ok = (e["status"] == ACCEPTED) & (e["src"] != e["dst"])
+    if "customer_id" in e:
+        touching = ok & ((e["src"] == a) | (e["dst"] == a))
+        customers = e.loc[touching, "customer_id"].dropna().unique()
+        if len(customers) == 0:
+            return []
+        ok &= e["customer_id"] == customers[0]
+    sub = e[ok]
+    if "observed_at" in sub and len(sub):
+        sub = sub.assign(_t=pd.to_datetime(sub["observed_at"], utc=True))
+        sub = sub.sort_values(["_t", "edge_type"], kind="stable", na_position="last").drop(columns="_t")
+    best: dict[tuple[str, str], int] = {}
+    adjacency: dict[str, set[str]] = {}
+    for pos, (s, d) in enumerate(zip(sub["src"].tolist(), sub["dst"].tolist(), strict=True)):
+        key = (s, d) if s <= d else (d, s)
+        if key in best:
+            continue
+        best[key] = pos
+        adjacency.setdefault(s, set()).add(d)
+        adjacency.setdefault(d, set()).add(s)
+    parent: dict[str, str] = {a: a}
+    queue = deque([a])
+    while queue and b not in parent:
+        node = queue.popleft()
+        for nxt in sorted(adjacency.get(node, ())):
+            if nxt not in parent:
+                parent[nxt] = node
+                queue.append(nxt)
+    if b not in parent:
+        return []
+    path = [b]
+    while path[-1] != a:
+        path.append(parent[path[-1]])
+    path.reverse()
+    rows = []
+    for x, y in zip(path, path[1:], strict=False):
+        pos = best[(x, y) if x <= y else (y, x)]
+        rows.append(sub.iloc[pos].to_dict())
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def _careful_path(
+    nodes: gc.NodeTable,
+    config: IdentityConfig,
+    edges: pd.DataFrame,
+    labels: np.ndarray,
+    members: np.ndarray,
+    flagged: np.ndarray,
+    cand: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    prob: np.ndarray,
+    observed: np.ndarray,
+    nl_a: np.ndarray,
+    nl_b: np.ndarray,
+    node_prev: np.ndarray,
+    reason: np.ndarray,
+) -> tuple[np.ndarray, int]:
+    """Rebuild the flagged components by union-find; updates ``reason`` in place."""
+    slow_node = members & flagged[labels]
+    slow_idx = np.flatnonzero(slow_node)
+    local = np.full(nodes.n, -1, dtype=np.int64)
+    local[slow_idx] = np.arange(len(slow_idx), dtype=np.int64)
+    rows = np.flatnonzero(cand & slow_node[np.maximum(src, 0)])
+    u = np.minimum(src[rows], dst[rows])
+    v = np.maximum(src[rows], dst[rows])
+
+    type_prio = np.array([config.identifier_priority(t) for t in nodes.type_names], dtype=np.int64)
+    pu, pv = type_prio[nodes.type_code[u]], type_prio[nodes.type_code[v]]
+    etype_codes, etypes = pd.factorize(edges["edge_type"].iloc[rows].astype(str), sort=True)
+    edge_prio = np.array([config.edge_priority(t) for t in etypes], dtype=np.int64)[etype_codes]
+    is_prob = np.isin(etype_codes, [i for i, t in enumerate(etypes) if t in config.probabilistic_edge_types])
+    is_prob |= prob[rows] < 1.0
+    newcomer = (node_prev[u] < 0) | (node_prev[u] != node_prev[v])  # not inside one previous customer
+    # the small integer keys, most significant first, packed into one int64 "class" key
+    cls = np.zeros(len(rows), dtype=np.int64)
+    for key in (newcomer, edge_prio, np.maximum(pu, pv), np.minimum(pu, pv), is_prob):
+        codes, _ = pd.factorize(key, sort=True)
+        cls = cls * (int(codes.max()) + 1 if len(codes) else 1) + codes
+    k = np.int64(len(slow_idx))
+    pair = local[u] * k + local[v]  # local ids follow node codes, so this orders by (u, v)
+    order = np.lexsort((pair, observed[rows], -prob[rows], cls))
+
+    pair_sorted_by_rank = pair[order]
+    by_pair = np.argsort(pair_sorted_by_rank, kind="stable")
+    grouped = pair_sorted_by_rank[by_pair]
+    head = np.ones(len(grouped), dtype=bool)
+    head[1:] = grouped[1:] != grouped[:-1]
+    first_rank = np.sort(by_pair[head])  # rank positions of each pair's strongest row, in order
+    unique_rows = order[first_rank]
+
+    limited = [
+        (nodes.type_names.index(r.type), r.max_per_customer)
+        for r in config.identifiers
+        if r.max_per_customer is not None and r.type in nodes.type_names
+    ]
+    type_counts = np.zeros((len(slow_idx), len(limited)), dtype=np.int64)
+    for j, (tc, _) in enumerate(limited):
+        type_counts[:, j] = nodes.type_code[slow_idx] == tc
+    limits = np.array([m for _, m in limited], dtype=np.int64)
+    ok = (nl_a >= 0) & (nl_b >= 0)
+    la, lb = local[np.maximum(nl_a, 0)], local[np.maximum(nl_b, 0)]
+    ok &= (la >= 0) & (lb >= 0) & (la != lb)
+    never_pairs = np.stack([la[ok], lb[ok]], axis=1) if ok.any() else np.zeros((0, 2), dtype=np.int64)
+
+    roots, decision = gc.careful_union(
+        len(slow_idx), local[u[unique_rows]], local[v[unique_rows]], type_counts, limits, never_pairs
+    )
+    pair_unique = pair[unique_rows]
+    by_value = np.argsort(pair_unique)
+    pos = np.searchsorted(pair_unique[by_value], pair)
+    row_decision = decision[by_value][pos]
+    reason[rows] = np.where(row_decision != 0, row_decision, reason[rows])
+
+    new_labels = labels.copy()
+    new_labels[slow_idx] = labels.max() + 1 + roots
+    return new_labels, len(rows)
+
+
+def _flag_components(
+    nodes: gc.NodeTable,
+    config: IdentityConfig,
+    labels: np.ndarray,
+    members: np.ndarray,
+    nl_a: np.ndarray,
+    nl_b: np.ndarray,
+) -> np.ndarray:
+    """Components that break a per-customer limit or hold a never-link pair."""
+    n_labels = int(labels.max()) + 1 if len(labels) else 0
+    flagged = np.zeros(n_labels, dtype=bool)
+    for rule in config.identifiers:
+        if rule.max_per_customer is None or rule.type not in nodes.type_names:
+            continue
+        lo, hi = gc.type_range(nodes, rule.type)
+        sel = members[lo:hi]
+        counts = np.bincount(labels[lo:hi][sel], minlength=n_labels)
+        flagged |= counts > rule.max_per_customer
+    ok = (nl_a >= 0) & (nl_b >= 0)
+    a, b = nl_a[ok], nl_b[ok]
+    ok = members[a] & members[b] & (a != b) & (labels[a] == labels[b])
+    flagged[labels[a[ok]]] = True
+    return flagged
+
+
+def _probabilities(edges: pd.DataFrame) -> np.ndarray:
+    if "probability" not in edges:
+        return np.ones(len(edges), dtype=np.float64)
+    p = pd.to_numeric(edges["probability"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.where(np.isnan(p), 1.0, p)
+
+
+def _ns(values: pd.Series) -> np.ndarray:
+    """UTC timestamps as int64 ns, missing as INT64_MAX (so they sort last and lose minima)."""
+    if isinstance(values.dtype, pd.ArrowDtype) and pa.types.is_timestamp(values.dtype.pyarrow_dtype):
+        arr = pa.array(values)  # naive timestamps are taken as UTC, like pd.to_datetime(utc=True)
+        ints = arr.cast(pa.timestamp("ns", tz=arr.type.tz)).cast(pa.int64())
+        return ints.fill_null(gc.INT64_MAX).to_numpy().astype(np.int64, copy=False)
+    ts = pd.DatetimeIndex(pd.to_datetime(values, utc=True)).as_unit("ns")
+    out = ts.asi8.copy()
+    out[ts.isna()] = gc.INT64_MAX
+    return out
+
+
+def _to_timestamps(ns: np.ndarray) -> pd.Series:
+    vals = np.where(ns == gc.INT64_MAX, np.iinfo(np.int64).min, ns)  # INT64_MIN is NaT
+    return pd.Series(pd.DatetimeIndex(vals.view("datetime64[ns]")).tz_localize("UTC"))
+
+
+def _previous(previous_map: pd.DataFrame | None) -> pd.DataFrame:
+    if previous_map is None or len(previous_map) == 0:
+        return pd.DataFrame(
+            {"node": pd.Series([], dtype=object), "customer_id": pd.Series([], dtype=object), "fs": []}
+        ).astype({"fs": np.int64})
+    _require(previous_map, ["node", "customer_id"], "previous_map")
+    fs = (
+        _ns(previous_map["first_seen"])
+        if "first_seen" in previous_map
+        else np.full(len(previous_map), gc.INT64_MAX, dtype=np.int64)
+    )
+    return pd.DataFrame(
+        {
+            "node": previous_map["node"].to_numpy(),
+            "customer_id": previous_map["customer_id"].to_numpy(),
+            "fs": fs,
+        }
+    )
+
+
+def _never_link(never_link: pd.DataFrame | None) -> pd.DataFrame:
+    if never_link is None or len(never_link) == 0:
+        return pd.DataFrame({"a": pd.Series([], dtype=object), "b": pd.Series([], dtype=object)})
+    _require(never_link, ["a", "b"], "never_link")
+    return never_link[["a", "b"]]
+
+
+def _require(df: pd.DataFrame, columns: list[str], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what} is missing column(s) {missing}; has {list(df.columns)}")
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def tick(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._t, 4)
+        self._t = now
+
+
+__all__ = [
+    "ACCEPTED",
+    "ALARM_COLUMNS",
+    "EDGE_COLUMNS",
+    "HISTORY_COLUMNS",
+    "IDENTITY_MAP_COLUMNS",
+    "REASONS",
+    "REJECTED",
+    "Resolution",
+    "explain_path",
+    "resolve",
+]
