@@ -1,0 +1,60 @@
+"""Traits as of a date: the feature snapshot computation (one source of truth for every aggregate)
+at the end of ``as_of``, plus RFM scores and an RFM segment label."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from cip.lake import Lake
+from features.snapshots import compute_snapshots
+
+RECENCY, FREQUENCY, MONETARY = "recency_days", "frequency", "monetary"
+
+#: (segment, rule over r/f/m scores), first match wins; customers without orders are "no_orders".
+RFM_SEGMENTS: tuple[tuple[str, Callable[[pd.Series, pd.Series], pd.Series]], ...] = (
+    ("champions", lambda r, f: (r >= 4) & (f >= 4)),
+    ("loyal", lambda r, f: f >= 4),
+    ("promising", lambda r, f: r >= 4),
+    ("at_risk", lambda r, f: (r <= 2) & (f >= 3)),
+    ("hibernating", lambda r, f: r <= 2),
+    ("needs_attention", lambda r, f: r >= 0),
+)
+
+
+def score(values: pd.Series, bins: int, higher_is_better: bool = True) -> pd.Series:
+    """Quantile scores 1..bins (ties share a score); NaN stays NaN."""
+    ranks = values.rank(method="average", pct=True, ascending=higher_is_better)
+    return np.ceil(ranks * bins).clip(1, bins).astype("Int64")
+
+
+def rfm_scores(traits: pd.DataFrame, bins: int = 5) -> pd.DataFrame:
+    """Add r/f/m scores and ``rfm_segment`` to a traits frame (customers with orders only)."""
+    out = traits.copy()
+    buyers = out[FREQUENCY].fillna(0) > 0
+    out["r_score"] = pd.Series(pd.NA, index=out.index, dtype="Int64")
+    out["f_score"] = pd.Series(pd.NA, index=out.index, dtype="Int64")
+    out["m_score"] = pd.Series(pd.NA, index=out.index, dtype="Int64")
+    out.loc[buyers, "r_score"] = score(out.loc[buyers, RECENCY], bins, higher_is_better=False)
+    out.loc[buyers, "f_score"] = score(out.loc[buyers, FREQUENCY].astype(float), bins)
+    out.loc[buyers, "m_score"] = score(out.loc[buyers, MONETARY], bins)
+    segment = pd.Series("no_orders", index=out.index, dtype="object")
+    r, f = out["r_score"], out["f_score"]
+    unassigned = buyers.copy()
+    for name, rule in RFM_SEGMENTS:
+        hit = unassigned & rule(r.fillna(0), f.fillna(0)).astype(bool)
+        segment[hit] = name
+        unassigned &= ~hit
+    out["rfm_segment"] = segment
+    return out
+
+
+def compute_traits(lake: Lake, as_of: date, bins: int = 5) -> pd.DataFrame:
+    """All customers' traits at the end of ``as_of`` (activity up to and including that day)."""
+    snapshot = compute_snapshots(lake, [as_of + timedelta(days=1)]).to_pandas()
+    snapshot = snapshot.drop(columns=["event_timestamp"], errors="ignore")
+    snapshot.insert(1, "as_of", pd.Timestamp(as_of))
+    return rfm_scores(snapshot, bins)
