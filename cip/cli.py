@@ -210,6 +210,80 @@ def profiles(
         console.print(f"{k}: {v:,} (no identifier to attach them to)")
 
 
+def _print_result(result: object, title: str) -> None:
+    """Print a stage's result object (a dataclass) as a two-column table."""
+    import dataclasses
+
+    import pandas as pd
+
+    if dataclasses.is_dataclass(result):
+        items = {k: v for k, v in dataclasses.asdict(result).items()}
+    elif isinstance(result, dict):
+        items = result
+    else:
+        items = {"result": result}
+
+    def short(v: object) -> str:
+        if isinstance(v, list | tuple) and len(v) > 4:
+            return f"{len(v)} items: {v[0]} … {v[-1]}"
+        return str(v)
+
+    print_frame(pd.DataFrame({"item": list(items), "value": [short(v) for v in items.values()]}), title=title)
+
+
+@features_app.command("build")
+def features_build(
+    force: Annotated[bool, typer.Option(help="Recompute every snapshot even if its inputs did not change.")] = False,
+) -> None:
+    """Compute feature snapshots (weekly grid + as-of) from the resolved activity tables."""
+    from features.store import build
+
+    with progress_bar("snapshots") as report:
+        result = build(_settings(), progress=report, force=force)
+    _print_result(result, "feature snapshots")
+
+
+@features_app.command("apply")
+def features_apply() -> None:
+    """Register entities, feature views and FeatureServices in the Feast registry."""
+    from features.store import apply
+
+    _print_result(apply(_settings()), "feast apply")
+
+
+@features_app.command("materialize")
+def features_materialize(
+    full: Annotated[bool, typer.Option(help="Rewrite every customer, not only changed ones.")] = False,
+) -> None:
+    """Load the latest snapshot of every (changed) customer into the online store."""
+    from features.store import materialize
+
+    with progress_bar("materialize") as report:
+        result = materialize(_settings(), progress=report, full=full)
+    _print_result(result, "materialization")
+
+
+@features_app.command("show")
+def features_show(
+    customer_id: Annotated[str, typer.Argument(help="A customer id (cus_...).")],
+    service: Annotated[str, typer.Option(help="FeatureService name, e.g. churn_v1.")] = "churn_v1",
+) -> None:
+    """Read one customer's online features for a FeatureService."""
+    import pandas as pd
+
+    from features.store import online_features
+
+    values = online_features(_settings(), service, [customer_id])
+    print_frame(pd.DataFrame({"feature": list(values), "value": [v[0] for v in values.values()]}), title=f"{service} · {customer_id}", max_rows=200)
+
+
+def features_all() -> None:
+    """build → apply → materialize."""
+    features_build(force=False)
+    features_apply()
+    features_materialize(full=False)
+
+
 @app.command()
 def demo(
     customers: Annotated[int | None, typer.Option(help="Persons in the generated world.")] = None,

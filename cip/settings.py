@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,6 +21,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from cip.errors import CipError
 from cip.identity_config import IdentityConfig
 from cip.matching_config import MatchingConfig
 from cip.profile_config import ProfileConfig
@@ -120,5 +121,13 @@ class Settings(BaseSettings):
 
 
 def get_settings(**overrides: Any) -> Settings:
-    """Build settings from env + optional YAML, with keyword overrides on top."""
-    return Settings(**overrides)
+    """Build settings from env + optional YAML, with keyword overrides on top; invalid values
+    raise a :class:`CipError` naming each bad field."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise CipError(
+            f"invalid settings — {problems}",
+            fix=f"correct {_config_file()} or the CIP_* environment variables (see README 'Configuration')",
+        ) from exc

@@ -1,0 +1,65 @@
+"""The `cip` command as a user meets it: help everywhere, clear errors, non-zero exits, no tracebacks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CIP = [sys.executable, "-m", "cip.cli"]
+
+
+def cip(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run([*CIP, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[], ["generate"], ["ingest"], ["identity"], ["identity", "run"], ["identity", "explain"], ["identity", "split"],
+     ["profiles"], ["features"], ["features", "build"], ["features", "apply"], ["features", "materialize"], ["demo"],
+     ["status"], ["settings"]],
+)
+def test_help_on_every_command(command, tmp_path):
+    result = cip(*command, "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout
+
+
+def test_missing_source_folder_is_a_clear_error(tmp_path):
+    result = cip("ingest", "--source", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert result.returncode == 2
+    out = result.stdout + result.stderr
+    assert "does not exist" in out and "fix:" in out and "Traceback" not in out
+
+
+def test_stage_before_its_input_says_what_to_run(tmp_path):
+    result = cip("profiles", cwd=tmp_path, env={"CIP_DATA_DIR": str(tmp_path / "d")})
+    assert result.returncode == 2
+    assert "cip identity run" in result.stdout and "Traceback" not in result.stdout + result.stderr
+
+
+def test_bad_settings_name_the_field(tmp_path):
+    (tmp_path / "cip.yaml").write_text("identity:\n  probabilistic_threshold: 7\n")
+    result = cip("settings", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "identity.probabilistic_threshold" in result.stdout and "Traceback" not in result.stdout + result.stderr
+
+
+def test_env_and_yaml_override_defaults(tmp_path):
+    (tmp_path / "cip.yaml").write_text("seed: 11\n")
+    result = cip("settings", cwd=tmp_path, env={"CIP_DATA_DIR": str(tmp_path / "elsewhere")})
+    assert result.returncode == 0, result.stdout
+    assert '"seed": 11' in result.stdout and "elsewhere" in result.stdout
+
+
+def test_broken_source_file_names_file_and_column(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "crm_customers.csv").write_text("crm_id,first_name\nC1,Ann\n")
+    result = cip("ingest", "--source", str(raw), cwd=tmp_path, env={"CIP_DATA_DIR": str(tmp_path / "d")})
+    assert result.returncode == 2
+    assert "crm_customers.csv" in result.stdout and "country" in result.stdout and "Traceback" not in result.stdout
