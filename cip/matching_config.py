@@ -1,0 +1,373 @@
+"""Typed settings for probabilistic record matching (Fellegi-Sunter via Splink).
+
+The configuration speaks in *roles* (``first_name``, ``last_name``, ``birth_date``,
+``street``, ``city``, ``postcode``) rather than source column names: callers rename
+their (already standardised) columns to roles before matching. Extra identifier-like
+columns (e.g. a social-security id or a street number) are declared in
+``extra_columns`` and may then be compared and blocked on like a standard role.
+
+``MatchingConfig()`` is the default for CRM customer records. Load other settings
+with :meth:`MatchingConfig.from_dict` / :meth:`MatchingConfig.from_yaml`; invalid
+input raises :class:`pydantic.ValidationError` with a message naming the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: Standard roles a caller maps its columns to (in canonical order).
+STANDARD_ROLES: tuple[str, ...] = ("first_name", "last_name", "birth_date", "street", "city", "postcode")
+
+#: Column every input record must carry (unique within each input table).
+RECORD_ID = "record_id"
+
+ComparisonKind = Literal["name", "date", "address", "postcode", "exact", "levenshtein"]
+LinkType = Literal["dedupe_only", "link_only", "link_and_dedupe"]
+DateMetric = Literal["day", "month", "year"]
+StringAlgorithm = Literal["jaro_winkler", "levenshtein"]
+
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+_RESERVED = {RECORD_ID, "unique_id", "source_dataset", "match_key", "match_weight", "match_probability"}
+
+# Options that only make sense for some kinds (anything else set explicitly is an error).
+_OPTIONS_BY_KIND: dict[str, set[str]] = {
+    "name": {"jaro_winkler_thresholds", "swapped_with"},
+    "date": {"date_format", "date_windows"},
+    "address": {"algorithm", "jaro_winkler_thresholds", "edit_distance_thresholds"},
+    "postcode": {"edit_distance_thresholds", "prefix_lengths"},
+    "exact": set(),
+    "levenshtein": {"edit_distance_thresholds"},
+}
+_KIND_OPTIONS = {"jaro_winkler_thresholds", "edit_distance_thresholds", "prefix_lengths", "date_format"}
+_KIND_OPTIONS |= {"date_windows", "algorithm", "swapped_with"}
+
+
+class DateWindow(BaseModel):
+    """'Dates within ``threshold`` ``metric``s of each other' comparison level."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threshold: int = Field(gt=0)
+    metric: DateMetric
+
+
+class ComparisonConfig(BaseModel):
+    """How one role is compared. Levels run from most to least similar:
+
+    * ``name``: exact (term-frequency adjusted) / Jaro-Winkler >= thresholds >= 0.88 /
+      [value equals the other record's ``swapped_with`` role] / lower thresholds / else.
+    * ``date``: exact / one edit (typo, transposed digit) / within each date window / else.
+    * ``address``: exact / Jaro-Winkler >= thresholds (or Levenshtein <= distances) / else.
+    * ``postcode``: exact / Damerau-Levenshtein <= distances / same leading prefix / else.
+    * ``exact``: exact / else.
+    * ``levenshtein``: exact / Damerau-Levenshtein <= distances / else (id-like columns).
+
+    Every comparison has a null level first (either side missing: weight 0).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: ComparisonKind
+    term_frequency_adjustments: bool | None = Field(
+        default=None,
+        description="Adjust the exact-match weight by how common the value is "
+        "(default: on for name and postcode, off otherwise).",
+    )
+    jaro_winkler_thresholds: list[float] | None = None
+    edit_distance_thresholds: list[int] | None = None
+    prefix_lengths: list[int] | None = None
+    algorithm: StringAlgorithm | None = None
+    date_format: str | None = Field(default=None, description="strptime format of string dates")
+    date_windows: list[DateWindow] | None = None
+    swapped_with: str | None = Field(
+        default=None,
+        description="name only: add a level for this role's value appearing in the other record's "
+        "`swapped_with` role (e.g. first and last name transposed).",
+    )
+
+    @field_validator("jaro_winkler_thresholds")
+    @classmethod
+    def _check_jw(cls, v: list[float] | None) -> list[float] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("jaro_winkler_thresholds must not be empty")
+        if any(not 0.0 < t < 1.0 for t in v):
+            raise ValueError(f"jaro_winkler_thresholds must lie in (0, 1), got {v}")
+        if sorted(v, reverse=True) != v or len(set(v)) != len(v):
+            raise ValueError(f"jaro_winkler_thresholds must be strictly decreasing, got {v}")
+        return v
+
+    @field_validator("edit_distance_thresholds")
+    @classmethod
+    def _check_edit(cls, v: list[int] | None) -> list[int] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("edit_distance_thresholds must not be empty")
+        if any(t < 1 for t in v) or sorted(set(v)) != v:
+            raise ValueError(f"edit_distance_thresholds must be positive and strictly increasing, got {v}")
+        return v
+
+    @field_validator("prefix_lengths")
+    @classmethod
+    def _check_prefix(cls, v: list[int] | None) -> list[int] | None:
+        if v is None:
+            return v
+        if any(t < 1 for t in v) or sorted(set(v), reverse=True) != v:
+            raise ValueError(f"prefix_lengths must be positive and strictly decreasing, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _check_options_for_kind(self) -> ComparisonConfig:
+        allowed = _OPTIONS_BY_KIND[self.kind]
+        misplaced = sorted(
+            name for name in _KIND_OPTIONS if getattr(self, name) is not None and name not in allowed
+        )
+        if misplaced:
+            raise ValueError(
+                f"option(s) {misplaced} do not apply to comparison kind '{self.kind}' "
+                f"(allowed: {sorted(allowed) or 'none'})"
+            )
+        if self.kind == "address" and self.algorithm == "levenshtein" and self.jaro_winkler_thresholds:
+            raise ValueError("address with algorithm='levenshtein' takes edit_distance_thresholds")
+        if (
+            self.kind == "address"
+            and self.algorithm in (None, "jaro_winkler")
+            and self.edit_distance_thresholds is not None
+        ):
+            raise ValueError("address with algorithm='jaro_winkler' takes jaro_winkler_thresholds")
+        return self
+
+    # Resolved values (explicit setting or the kind's default) -------------------------
+    @property
+    def tf_adjustments(self) -> bool:
+        if self.term_frequency_adjustments is not None:
+            return self.term_frequency_adjustments
+        return self.kind in ("name", "postcode")
+
+    @property
+    def resolved_jaro_winkler_thresholds(self) -> list[float]:
+        if self.jaro_winkler_thresholds is not None:
+            return self.jaro_winkler_thresholds
+        return [0.92, 0.88, 0.7] if self.kind == "name" else [0.9, 0.8]
+
+    @property
+    def resolved_edit_distance_thresholds(self) -> list[int]:
+        if self.edit_distance_thresholds is not None:
+            return self.edit_distance_thresholds
+        return {"postcode": [1], "address": [1, 3]}.get(self.kind, [1, 2])
+
+    @property
+    def resolved_prefix_lengths(self) -> list[int]:
+        return self.prefix_lengths if self.prefix_lengths is not None else [3]
+
+    @property
+    def resolved_date_format(self) -> str:
+        return self.date_format or "%Y-%m-%d"
+
+    @property
+    def resolved_date_windows(self) -> list[DateWindow]:
+        if self.date_windows is not None:
+            return self.date_windows
+        return [
+            DateWindow(threshold=1, metric="month"),
+            DateWindow(threshold=1, metric="year"),
+            DateWindow(threshold=10, metric="year"),
+        ]
+
+
+def _default_comparisons() -> dict[str, ComparisonConfig]:
+    return {
+        "first_name": ComparisonConfig(kind="name", swapped_with="last_name"),
+        "last_name": ComparisonConfig(kind="name", swapped_with="first_name"),
+        "birth_date": ComparisonConfig(kind="date"),
+        "street": ComparisonConfig(kind="address"),
+        "city": ComparisonConfig(kind="address", term_frequency_adjustments=True),
+        "postcode": ComparisonConfig(kind="postcode"),
+    }
+
+
+class MatchingConfig(BaseModel):
+    """Probabilistic matching settings; the defaults suit CRM customer records."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    link_type: LinkType = "dedupe_only"
+    extra_columns: list[str] = Field(
+        default_factory=list,
+        description="Additional (identifier-like) columns usable as roles, e.g. soc_sec_id.",
+    )
+    comparisons: dict[str, ComparisonConfig] = Field(
+        default_factory=_default_comparisons,
+        description="role -> comparison, in waterfall order.",
+    )
+    blocking_rules: list[list[str]] = Field(
+        default_factory=lambda: [
+            ["birth_date"],
+            ["last_name", "postcode"],
+            ["first_name", "last_name"],
+            ["street", "postcode"],
+        ],
+        description="Candidate pairs: records agreeing exactly on all roles of ANY rule.",
+    )
+    training_blocking_rules: list[list[str]] = Field(
+        default_factory=lambda: [["birth_date"], ["last_name", "postcode"]],
+        description="One EM session per rule; a role's m is not estimated in a session blocking on it.",
+    )
+    deterministic_rules: list[list[str]] = Field(
+        default_factory=lambda: [
+            ["first_name", "last_name", "birth_date"],
+            ["last_name", "birth_date", "postcode"],
+        ],
+        description="Near-certain match rules used to estimate the prior (lambda).",
+    )
+    deterministic_recall: float = Field(
+        default=0.7, gt=0.0, le=1.0, description="Assumed share of true matches the deterministic rules find."
+    )
+    probability_two_random_records_match: float | None = Field(
+        default=None, description="Fix the prior instead of estimating it from deterministic_rules."
+    )
+    match_threshold: float = Field(
+        default=0.9, description="Match probability at or above which a pair links."
+    )
+    max_pairs: int = Field(default=10_000_000, ge=1_000, description="Random pairs sampled for u estimation.")
+    em_max_pairs: int | None = Field(
+        default=2_000_000,
+        ge=1_000,
+        description="Cap on blocked pairs per EM session (records hash-sampled above it; None = all).",
+    )
+    em_max_iterations: int = Field(default=25, ge=1, le=1000)
+    em_convergence: float = Field(default=1e-4, gt=0.0, lt=1.0)
+    seed: int = 42
+
+    # ----------------------------------------------------------------- validation
+    @field_validator("match_threshold", "probability_two_random_records_match")
+    @classmethod
+    def _check_probability(cls, v: float | None, info: Any) -> float | None:
+        if v is not None and not 0.0 < v < 1.0:
+            raise ValueError(f"{info.field_name} must be a probability strictly between 0 and 1, got {v}")
+        return v
+
+    @field_validator("max_pairs", "em_max_pairs", mode="before")
+    @classmethod
+    def _accept_scientific(cls, v: Any) -> Any:
+        """Allow ``1e7`` (YAML reads it as a string) or ``1e7`` floats for pair counts."""
+        if isinstance(v, str):
+            try:
+                v = float(v)
+            except ValueError:
+                return v
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        return v
+
+    @field_validator("extra_columns")
+    @classmethod
+    def _check_extra_columns(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not _IDENTIFIER.match(name):
+                raise ValueError(f"extra column '{name}' must be a lower-case identifier ([a-z][a-z0-9_]*)")
+            if name in STANDARD_ROLES:
+                raise ValueError(f"extra column '{name}' is already a standard role")
+            if name in _RESERVED or name.startswith(("tf_", "gamma_", "mw_", "bf_")):
+                raise ValueError(f"extra column '{name}' is a reserved name")
+        if len(set(v)) != len(v):
+            raise ValueError(f"extra_columns has duplicates: {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _check_roles(self) -> MatchingConfig:
+        known = self.known_roles
+
+        def check(role: str, where: str) -> None:
+            if role not in known:
+                raise ValueError(
+                    f"unknown role '{role}' in {where}; expected one of {list(STANDARD_ROLES)}"
+                    + (f" or extra_columns {self.extra_columns}" if self.extra_columns else "")
+                    + " (declare additional id columns under extra_columns)"
+                )
+
+        if not self.comparisons:
+            raise ValueError("comparisons must compare at least one role")
+        for role, cc in self.comparisons.items():
+            check(role, "comparisons")
+            if cc.swapped_with is not None:
+                check(cc.swapped_with, f"comparisons.{role}.swapped_with")
+                if cc.swapped_with == role:
+                    raise ValueError(f"comparisons.{role}.swapped_with must name a different role")
+        for field in ("blocking_rules", "training_blocking_rules", "deterministic_rules"):
+            rules: list[list[str]] = getattr(self, field)
+            for rule in rules:
+                if not rule:
+                    raise ValueError(f"{field} contains an empty rule; each rule needs at least one role")
+                if len(set(rule)) != len(rule):
+                    raise ValueError(f"{field} rule {rule} repeats a role")
+                for role in rule:
+                    check(role, field)
+        if not self.blocking_rules:
+            raise ValueError("blocking_rules must contain at least one rule")
+        if not self.training_blocking_rules:
+            raise ValueError("training_blocking_rules must contain at least one rule")
+        if self.probability_two_random_records_match is None and not self.deterministic_rules:
+            raise ValueError("set deterministic_rules or a fixed probability_two_random_records_match")
+        # Each compared role needs an EM session that does not block on it, else its m stays untrained.
+        untrained = [
+            role for role in self.comparisons if all(role in rule for rule in self.training_blocking_rules)
+        ]
+        if untrained:
+            raise ValueError(
+                f"role(s) {untrained} appear in every training_blocking_rule, so their m probabilities "
+                "could never be estimated; add a training rule that does not block on them"
+            )
+        return self
+
+    # ----------------------------------------------------------------- helpers
+    @property
+    def known_roles(self) -> tuple[str, ...]:
+        return STANDARD_ROLES + tuple(self.extra_columns)
+
+    @property
+    def used_roles(self) -> list[str]:
+        """Roles the records must carry: compared roles plus any role used in a rule."""
+        roles: list[str] = list(self.comparisons)
+        roles.extend(
+            cc.swapped_with
+            for cc in self.comparisons.values()
+            if cc.swapped_with and cc.swapped_with not in roles
+        )
+        for rule in (*self.blocking_rules, *self.training_blocking_rules, *self.deterministic_rules):
+            roles.extend(r for r in rule if r not in roles)
+        return roles
+
+    def fingerprint(self) -> str:
+        """Stable hash of the settings that shape the trained model (not the threshold)."""
+        payload = self.model_dump(mode="json", exclude={"match_threshold", "blocking_rules"})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MatchingConfig:
+        return cls.model_validate(data)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> MatchingConfig:
+        import yaml
+
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+        return cls.model_validate(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def default_crm_config() -> MatchingConfig:
+    """Default settings for CRM customer records (first/last name, birth date, address)."""
+    return MatchingConfig()
