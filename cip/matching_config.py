@@ -234,6 +234,12 @@ class MatchingConfig(BaseModel):
     probability_two_random_records_match: float | None = Field(
         default=None, description="Fix the prior instead of estimating it from deterministic_rules."
     )
+    veto_roles: list[str] | None = Field(
+        default=None,
+        description="Roles whose complete disagreement (both values present, lowest 'differs' level) vetoes a "
+        "match whatever the other fields say — e.g. household members share surname and address but not "
+        "birth dates; typos still match through the near-match levels. Default: birth_date when compared.",
+    )
     match_threshold: float = Field(
         default=0.9, description="Match probability at or above which a pair links."
     )
@@ -311,6 +317,9 @@ class MatchingConfig(BaseModel):
                     raise ValueError(f"{field} rule {rule} repeats a role")
                 for role in rule:
                     check(role, field)
+        for role in self.veto_roles or []:
+            if role not in self.comparisons:
+                raise ValueError(f"veto_roles: '{role}' is not compared (add it to comparisons or drop the veto)")
         if not self.blocking_rules:
             raise ValueError("blocking_rules must contain at least one rule")
         if not self.training_blocking_rules:
@@ -329,6 +338,12 @@ class MatchingConfig(BaseModel):
         return self
 
     # ----------------------------------------------------------------- helpers
+    @property
+    def effective_veto_roles(self) -> list[str]:
+        if self.veto_roles is not None:
+            return list(self.veto_roles)
+        return ["birth_date"] if "birth_date" in self.comparisons else []
+
     @property
     def known_roles(self) -> tuple[str, ...]:
         return STANDARD_ROLES + tuple(self.extra_columns)

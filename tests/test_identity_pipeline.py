@@ -136,3 +136,19 @@ def test_ids_stable_across_reruns_and_appended_data(private_world):
     common = before.index.intersection(after.index)
     changed = (after[common] != before[common]).sum()
     assert changed == 0
+
+
+def test_birth_date_veto_keeps_household_members_apart(resolved_world, lake):
+    settings, _ = resolved_world
+    pairs = lake.read("identity_match_pairs")
+    assert len(pairs) > 0
+    # no linked pair disagrees completely on birth date (gamma 0 = the 'differs' level)
+    assert not (pairs["gamma_birth_date"] == 0).any()
+    # household members (same surname and address, different first name and birth date) stay apart
+    truth = node_truth(lake, settings.truth_dir).set_index("node")["person_id"]
+    persons = pd.read_parquet(settings.truth_dir / "persons.parquet").set_index("person_id")
+    pl = truth.reindex("crm_id:" + pairs["record_id_l"]).to_numpy()
+    pr = truth.reindex("crm_id:" + pairs["record_id_r"]).to_numpy()
+    wrong = pl != pr
+    same_household = persons.loc[pl[wrong], "household_id"].to_numpy() == persons.loc[pr[wrong], "household_id"].to_numpy()
+    assert same_household.sum() == 0

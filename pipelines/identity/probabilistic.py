@@ -439,7 +439,9 @@ def predict(
         (["source_dataset_l", "source_dataset_r"] if config.link_type != "dedupe_only" else [])
         + [f"{RECORD_ID}_l", f"{RECORD_ID}_r"]
     )
-    sql = f"select {', '.join(cols)} from {pred.physical_name} order by {order}"
+    veto = " and ".join(f"gamma_{role} <> 0" for role in config.effective_veto_roles)
+    where = f" where {veto}" if veto else ""
+    sql = f"select {', '.join(cols)} from {pred.physical_name}{where} order by {order}"
     out = linker.misc.query_sql(sql, output_type="pandas")
     pred.drop_table_from_database_and_remove_from_cache()
     return out
