@@ -344,6 +344,18 @@ class MatchingConfig(BaseModel):
             return list(self.veto_roles)
         return ["birth_date"] if "birth_date" in self.comparisons else []
 
+    def veto_gammas(self, role: str) -> list[int]:
+        """Comparison levels (Splink gamma values) that veto a match on ``role``: the 'differs'
+        level (0) and, for dates, windows wider than a year (a spouse born 3 years apart is no
+        typo; a day/month swap or a one-character slip stays matchable)."""
+        cc = self.comparisons[role]
+        gammas = [0]
+        if cc.kind == "date":
+            windows = cc.resolved_date_windows
+            days = {"day": 1, "month": 31, "year": 366}
+            gammas += [len(windows) - i for i, w in enumerate(windows) if w.threshold * days[w.metric] > 366]
+        return sorted(gammas)
+
     @property
     def known_roles(self) -> tuple[str, ...]:
         return STANDARD_ROLES + tuple(self.extra_columns)

@@ -439,7 +439,9 @@ def predict(
         (["source_dataset_l", "source_dataset_r"] if config.link_type != "dedupe_only" else [])
         + [f"{RECORD_ID}_l", f"{RECORD_ID}_r"]
     )
-    veto = " and ".join(f"gamma_{role} <> 0" for role in config.effective_veto_roles)
+    veto = " and ".join(
+        f"gamma_{role} not in ({', '.join(str(g) for g in config.veto_gammas(role))})" for role in config.effective_veto_roles
+    )
     where = f" where {veto}" if veto else ""
     sql = f"select {', '.join(cols)} from {pred.physical_name}{where} order by {order}"
     out = linker.misc.query_sql(sql, output_type="pandas")
