@@ -84,7 +84,7 @@ def crm_customers(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, str
         LEFT JOIN flag_map ce ON ce.raw = o.v_consent_email
         LEFT JOIN flag_map cs ON cs.raw = o.v_consent_sms
         LEFT JOIN flag_map cp ON cp.raw = o.v_consent_profiling
-        ORDER BY o._row"""
+        """
     }
 
 
@@ -103,7 +103,7 @@ def pos_transactions(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, 
         FROM (SELECT *, {amount} AS amount, p_currency AS currency, p_transaction_time::DATE AS _fx_date FROM {OK}) o
         {joins}
         LEFT JOIN category_map c ON c.raw = o.v_category
-        ORDER BY o._row"""
+        """
     }
 
 
@@ -138,7 +138,7 @@ def events(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, str]:
         LEFT JOIN name_map fn ON fn.raw = o.v_first_name
         LEFT JOIN name_map ln ON ln.raw = o.v_last_name
         LEFT JOIN category_map c ON c.raw = o.v_category
-        ORDER BY o._row"""
+        """
     lbase, ljoins = rules.to_base("l.amount", "l.currency", "l._fx_date", "lr")
     lines_sql = f"""
         SELECT l.order_id, l.message_id, l.line_number, l.ts, l.user_id, l.anonymous_id, l.channel, l.product_id,
@@ -154,14 +154,14 @@ def events(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, str]:
               WHERE o.v_event = 'Order Completed') l
         {ljoins}
         LEFT JOIN category_map c ON c.raw = l.category
-        ORDER BY l._row, l.line_number"""
+        """
     return {"events": events_sql, "order_lines": lines_sql}
 
 
 def email_events(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, str]:
     return {
         "email_events": f"""SELECT p_email AS email, v_email AS email_raw, v_event_type AS event_type,
-                                   v_campaign_id AS campaign_id, p_timestamp AS ts, _row FROM {OK} ORDER BY _row"""
+                                   v_campaign_id AS campaign_id, p_timestamp AS ts, _row FROM {OK}"""
     }
 
 
@@ -169,7 +169,7 @@ def campaign_exposures(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str
     return {
         "campaign_exposures": f"""SELECT v_exposure_id AS exposure_id, v_campaign_id AS campaign_id, v_crm_id AS crm_id,
                                          v_offer AS offer, p_assignment_probability AS assignment_probability,
-                                         p_exposed_at AS exposed_at, v_channel AS channel, _row FROM {OK} ORDER BY _row"""
+                                         p_exposed_at AS exposed_at, v_channel AS channel, _row FROM {OK}"""
     }
 
 

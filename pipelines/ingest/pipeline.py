@@ -22,7 +22,7 @@ from cip.settings import Settings
 from pipelines.ingest import rules
 from pipelines.ingest.nodes import NODES, Context
 from pipelines.ingest.readers import load_csv, load_jsonl
-from pipelines.ingest.validate import validation_sql
+from pipelines.ingest.validate import duplicate_rows_sql, validation_sql
 
 Progress = Callable[[str, int, int], None]
 
@@ -152,6 +152,7 @@ def ingest_file(
         limit = pd.Timestamp(now).tz_convert("UTC") + pd.Timedelta(
             hours=settings.ingest.future_tolerance_hours
         )
+        con.execute(f"CREATE TEMP TABLE dup_rows AS {duplicate_rows_sql(contract)}")
         con.execute(
             f"CREATE TEMP TABLE v AS {validation_sql(contract, currencies=convertible if contract.source != 'fx_rates' else known, now_sql=f'TIMESTAMPTZ {_sql_text(limit.isoformat())}')}"
         )

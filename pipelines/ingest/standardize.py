@@ -6,9 +6,12 @@ Every rule keeps what it cannot standardize visible: a value that cannot be pars
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from collections.abc import Callable, Hashable
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -26,14 +29,32 @@ _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 
 
-def _map_unique(s: pd.Series, fn: Callable[[Hashable], object], dtype: str = STR) -> pd.Series:
-    """Apply a scalar function once per distinct non-null value (fast on repetitive columns)."""
+#: Distinct values above which a slow scalar rule runs in worker processes (one per core).
+PARALLEL_MIN = 40_000
+
+
+def _apply_all(fn: Callable[[Hashable], object], values: list) -> list:
+    return [fn(v) for v in values]
+
+
+def _map_unique(
+    s: pd.Series, fn: Callable[[Hashable], object], dtype: str = STR, parallel: bool = False
+) -> pd.Series:
+    """Apply a scalar function once per distinct non-null value (fast on repetitive columns).
+    ``parallel`` spreads many distinct values over worker processes (``fn`` must be picklable)."""
     out = pd.Series(pd.NA, index=s.index, dtype=dtype)
     present = s.notna()
     if not present.any():
         return out
     codes, uniques = pd.factorize(s[present])
-    mapped = np.array([fn(u) for u in uniques], dtype=object)
+    workers = os.cpu_count() or 1
+    if parallel and workers > 1 and len(uniques) >= PARALLEL_MIN:
+        chunks = np.array_split(np.asarray(uniques, dtype=object), workers * 4)
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            parts = pool.map(partial(_apply_all, fn), [list(c) for c in chunks])
+            mapped = np.array([v for part in parts for v in part], dtype=object)
+    else:
+        mapped = np.array([fn(u) for u in uniques], dtype=object)
     out[present] = pd.array(mapped[codes], dtype=dtype)
     return out
 
@@ -78,7 +99,12 @@ def normalize_phone(raw: pd.Series, region: pd.Series | str) -> pd.Series:
     regions = pd.Series(region, index=raw.index) if isinstance(region, str) else region
     pairs = raw.str.cat(regions.fillna("US").astype(STR), sep="\x1f")
     pairs = pairs.where(raw.notna())
-    return _map_unique(pairs, lambda v: _phone_e164(*str(v).split("\x1f", 1)))
+    return _map_unique(pairs, _phone_pair, parallel=True)
+
+
+def _phone_pair(value: object) -> str | None:
+    raw, region = str(value).split("\x1f", 1)
+    return _phone_e164(raw, region)
 
 
 def _fold(text: str) -> str:

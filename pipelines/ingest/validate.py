@@ -4,7 +4,8 @@ rule it breaks, in the contract's field order) plus typed, parsed values of its 
 Input: a table ``raw`` of VARCHAR columns named after the contract's fields, plus ``_row`` and,
 for JSON sources, ``_malformed``. Output columns: ``_row``, ``v_<field>`` (trimmed, blank → NULL),
 ``p_<field>`` (parsed value for typed fields), ``_reason``, ``_field``, ``flag_invalid_<field>``.
-Emails are normalized by the Python rule through the ``email_map`` table (see ``rules.py``).
+Emails are normalized by the Python rule through the ``email_map`` table (see ``rules.py``);
+repeated keys are found beforehand into ``dup_rows`` (see :func:`duplicate_rows_sql`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,18 @@ def _cond(f: Field) -> str:
         return "TRUE"
     col, value = f.when
     return f"(v_{col} = '{value}')"
+
+
+def duplicate_rows_sql(contract: Contract) -> str:
+    """Rows whose unique key already appeared earlier in the file (table ``dup_rows``)."""
+    if not contract.unique:
+        return "SELECT NULL::BIGINT AS _row WHERE FALSE"
+    key = f"nullif(trim(\"{contract.unique}\"), '')"
+    return f"""SELECT _row FROM (
+                 SELECT _row, row_number() OVER (PARTITION BY k ORDER BY _row) AS rn
+                 FROM (SELECT _row, {key} AS k FROM raw)
+                 WHERE k IN (SELECT {key} FROM raw GROUP BY ALL HAVING count(*) > 1))
+               WHERE rn > 1"""
 
 
 def validation_sql(contract: Contract, *, currencies: set[str], now_sql: str) -> str:
@@ -82,8 +95,9 @@ def validation_sql(contract: Contract, *, currencies: set[str], now_sql: str) ->
                 flags.append(f"{bad} AS flag_invalid_{f.name}")
     if contract.unique:
         key = f"v_{contract.unique}"
-        parsed.append(f"row_number() OVER (PARTITION BY {key} ORDER BY _row) AS _seen")
-        checks.append((f"({key} IS NOT NULL AND _seen > 1)", "duplicate_key", contract.unique))
+        checks.append(
+            (f"({key} IS NOT NULL AND _row IN (SELECT _row FROM dup_rows))", "duplicate_key", contract.unique)
+        )
     which = "CASE " + " ".join(f"WHEN {c} THEN {i + 1}" for i, (c, _, _) in enumerate(checks)) + " END"
     reasons = "[" + ", ".join(f"'{r}'" for _, r, _ in checks) + "]"
     fields = "[" + ", ".join(f"'{n}'" for _, _, n in checks) + "]"
