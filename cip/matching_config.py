@@ -191,6 +191,8 @@ def _default_comparisons() -> dict[str, ComparisonConfig]:
         "street": ComparisonConfig(kind="address"),
         "city": ComparisonConfig(kind="address", term_frequency_adjustments=True),
         "postcode": ComparisonConfig(kind="postcode"),
+        "phone": ComparisonConfig(kind="exact"),
+        "email_key": ComparisonConfig(kind="exact"),
     }
 
 
@@ -201,8 +203,10 @@ class MatchingConfig(BaseModel):
 
     link_type: LinkType = "dedupe_only"
     extra_columns: list[str] = Field(
-        default_factory=list,
-        description="Additional (identifier-like) columns usable as roles, e.g. soc_sec_id.",
+        default_factory=lambda: ["phone", "email_key"],
+        description="Additional (identifier-like) columns usable as roles, e.g. soc_sec_id. The CRM default "
+        "compares E.164 phones and a canonical e-mail key: two different numbers or addresses are strong "
+        "evidence of two people (household members share surname and address, not their mobiles).",
     )
     comparisons: dict[str, ComparisonConfig] = Field(
         default_factory=_default_comparisons,
@@ -214,6 +218,7 @@ class MatchingConfig(BaseModel):
             ["last_name", "postcode"],
             ["first_name", "last_name"],
             ["street", "postcode"],
+            ["email_key"],
         ],
         description="Candidate pairs: records agreeing exactly on all roles of ANY rule.",
     )
@@ -238,7 +243,8 @@ class MatchingConfig(BaseModel):
         default=None,
         description="Roles whose complete disagreement (both values present, lowest 'differs' level) vetoes a "
         "match whatever the other fields say — e.g. household members share surname and address but not "
-        "birth dates; typos still match through the near-match levels. Default: birth_date when compared.",
+        "birth dates or mobiles; typos still match through the near-match levels. Default: birth_date and "
+        "phone, those of them that are compared.",
     )
     match_threshold: float = Field(
         default=0.9, description="Match probability at or above which a pair links."
@@ -342,7 +348,7 @@ class MatchingConfig(BaseModel):
     def effective_veto_roles(self) -> list[str]:
         if self.veto_roles is not None:
             return list(self.veto_roles)
-        return ["birth_date"] if "birth_date" in self.comparisons else []
+        return [r for r in ("birth_date", "phone") if r in self.comparisons]
 
     def veto_gammas(self, role: str) -> list[int]:
         """Comparison levels (Splink gamma values) that veto a match on ``role``: the 'differs'

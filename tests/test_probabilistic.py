@@ -204,7 +204,8 @@ def test_explain_pair_labels_levels():
 # ------------------------------------------------------------------ configuration
 def test_default_crm_config():
     config = default_crm_config()
-    assert list(config.comparisons) == list(STANDARD_ROLES)
+    assert list(config.comparisons) == [*STANDARD_ROLES, "phone", "email_key"]
+    assert config.effective_veto_roles == ["birth_date", "phone"]
     assert config.link_type == "dedupe_only" and config.match_threshold == 0.9
     assert ["birth_date"] in config.blocking_rules
     assert config.comparisons["first_name"].tf_adjustments

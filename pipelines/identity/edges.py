@@ -70,18 +70,30 @@ def deterministic_edges(con: duckdb.DuckDBPyConnection, tables: set[str]) -> pd.
     return edges[EDGE_COLUMNS]
 
 
-def crm_match_records(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """CRM accounts renamed to the matcher's roles (ASCII-folded, lower-case)."""
-    return con.sql(
-        """SELECT crm_id AS record_id,
+def crm_match_records(con: duckdb.DuckDBPyConnection, shared_above: int = 3) -> pd.DataFrame:
+    """CRM accounts renamed to the matcher's roles (ASCII-folded, lower-case), plus the phone and a
+    canonical e-mail key (``+tags`` dropped; Gmail dots dropped, as Gmail ignores them). Phones and
+    keys found on more than ``shared_above`` accounts (store phones, placeholders) are blanked."""
+    records = con.sql(
+        r"""SELECT crm_id AS record_id,
                   first_name_key AS first_name,
                   last_name_key AS last_name,
                   strftime(birth_date, '%Y-%m-%d') AS birth_date,
                   nullif(regexp_replace(lower(strip_accents(street)), '[^a-z0-9 ]', '', 'g'), '') AS street,
                   nullif(lower(strip_accents(city)), '') AS city,
-                  replace(upper(postcode), ' ', '') AS postcode
+                  replace(upper(postcode), ' ', '') AS postcode,
+                  phone_e164 AS phone,
+                  CASE WHEN email IS NOT NULL THEN
+                    CASE WHEN split_part(email, '@', 2) IN ('gmail.com', 'googlemail.com')
+                         THEN replace(regexp_replace(split_part(email, '@', 1), '\+.*$', ''), '.', '') || '@gmail.com'
+                         ELSE regexp_replace(split_part(email, '@', 1), '\+.*$', '') || '@' || split_part(email, '@', 2)
+                    END END AS email_key
            FROM crm_customers ORDER BY crm_id"""
     ).df()
+    for col in ("phone", "email_key"):  # a value on many accounts (store phone, test@...) says nothing
+        counts = records[col].map(records[col].value_counts())
+        records.loc[counts > shared_above, col] = None
+    return records
 
 
 def probabilistic_edges(pairs: pd.DataFrame, observed_at: pd.Timestamp) -> pd.DataFrame:
