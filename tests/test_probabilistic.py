@@ -235,7 +235,7 @@ def test_config_from_yaml(tmp_path):
     ("settings", "message"),
     [
         ({"comparisons": {"email": {"kind": "exact"}}}, "unknown role 'email' in comparisons"),
-        ({"blocking_rules": [["first_name", "phone"]]}, "unknown role 'phone' in blocking_rules"),
+        ({"blocking_rules": [["first_name", "fax"]]}, "unknown role 'fax' in blocking_rules"),
         ({"training_blocking_rules": [["dob"]]}, "unknown role 'dob' in training_blocking_rules"),
         ({"match_threshold": 0.0}, "match_threshold must be a probability strictly between 0 and 1"),
         ({"match_threshold": 1.5}, "match_threshold must be a probability strictly between 0 and 1"),
