@@ -115,13 +115,14 @@ def messy_email(email: str, case: int, spaces: int) -> str:
 
 
 def malformed_email(email: str, kind: int) -> str:
-    """Break an address: 0 doubled ``@``, 1 ``@`` replaced by ``.``, 2 top-level domain dropped."""
+    """Break an address: 0 doubled ``@``, 1 ``@`` replaced by ``.``, 2 every domain dot dropped
+    (``yahoo.co.uk`` → ``yahoo``: dropping only the last label could leave a valid ``yahoo.co``)."""
     local, _, domain = email.partition("@")
     if kind == 0:
         return f"{local}@@{domain}"
     if kind == 1:
         return f"{local}.{domain}"
-    return f"{local}@{domain.rsplit('.', 1)[0]}"
+    return f"{local}@{domain.split('.', 1)[0]}"
 
 
 _BIRTH_FORMATS = {"US": "{m:02d}/{d:02d}/{y}", "CA": "{m:02d}/{d:02d}/{y}", "GB": "{d:02d}/{m:02d}/{y}"}
