@@ -1,0 +1,49 @@
+"""Ingestion of the generated world reconciles exactly with the planted errors."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from cip.lake import Lake
+from pipelines.generate.messy import malformed_email
+from pipelines.ingest import standardize as std
+
+
+def test_quarantine_matches_planted_errors_exactly(ingested_world):
+    settings, report = ingested_world
+    planted = json.loads((settings.truth_dir / "planted_errors.json").read_text())
+    quarantine = Lake(settings.lake_dir).read("quarantine")
+    got = quarantine.groupby(["source", "reason"]).size().to_dict()
+    expected = {(src, reason): n for src, reasons in planted["quarantine"].items() for reason, n in reasons.items()}
+    assert got == expected
+    flagged: dict[str, int] = {}
+    for f in report.ingested:
+        for name, n in f.flagged.items():
+            flagged[f"{f.source}:{name}"] = flagged.get(f"{f.source}:{name}", 0) + n
+    assert flagged["crm_customers:invalid_email"] == planted["flagged"]["crm_customers"]["invalid_email"]
+
+
+def test_every_file_reconciles(ingested_world):
+    settings, report = ingested_world
+    assert report.files and all(f.status == "ingested" for f in report.files)
+    for batch in Lake(settings.lake_dir).batches():
+        assert batch.rows_in == batch.rows_accepted + batch.rows_quarantined, batch.file_name
+        assert batch.rows_accepted == max(batch.tables.values()) or batch.source == "events"
+
+
+def test_events_table_keeps_every_accepted_event(ingested_world):
+    settings, report = ingested_world
+    lake = Lake(settings.lake_dir)
+    accepted = sum(f.rows_accepted for f in report.files if f.source == "events")
+    assert len(lake.read("events", ["message_id"])) == accepted
+
+
+@pytest.mark.parametrize("domain", ["gmail.com", "yahoo.co.uk", "mail.example.org", "t-online.de"])
+@pytest.mark.parametrize("kind", [0, 1, 2])
+def test_planted_malformed_emails_are_invalid(domain, kind):
+    bad = malformed_email(f"anna.smith@{domain}", kind)
+    normalized = std.normalize_email(pd.Series([bad], dtype=std.STR))
+    assert not bool(std.is_valid_email(normalized).fillna(False).iloc[0]), bad
