@@ -70,11 +70,15 @@ def generate(
             progress=lambda step, frac: report(step, round(frac * 100), 100),
         )
     console.print(f"[green]world written[/] to {out_dir} in {time.perf_counter() - started:.1f}s")
-    files = summary.get("files") or summary.get("rows") or {}
+    files = summary.get("files") or {}
     if isinstance(files, dict) and files:
         import pandas as pd
 
-        print_frame(pd.DataFrame({"file": list(files), "rows": list(files.values())}), title="raw files")
+        grouped: dict[str, int] = {}
+        for name, rows in files.items():
+            key = "events/*.jsonl" if name.startswith("events/") else name
+            grouped[key] = grouped.get(key, 0) + rows
+        print_frame(pd.DataFrame({"file": list(grouped), "rows": list(grouped.values())}), title="raw files")
 
 
 @app.command()
@@ -342,6 +346,12 @@ def settings() -> None:
 
 def main() -> None:
     """Entry point: user errors become one clear message and a non-zero exit."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module="feast")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    logging.getLogger("splink").setLevel(logging.ERROR)
     try:
         app()
     except CipError as exc:
