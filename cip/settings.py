@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
     matching: MatchingConfig = Field(default_factory=MatchingConfig)
     profiles: ProfileConfig = Field(default_factory=ProfileConfig)
+    features: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Feature-store knobs (snapshot cadence, history, chunking); validated by "
+        "features.config.FeatureConfig so the core imports no stage.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -101,6 +106,11 @@ class Settings(BaseSettings):
         return self.root / "models"
 
     @property
+    def features_dir(self) -> Path:
+        """Feast registry, online store and feature snapshots."""
+        return self.root / "features"
+
+    @property
     def identity_rules_dir(self) -> Path:
         """User-maintained identity rules (never-link pairs)."""
         return self.root / "rules"
@@ -117,6 +127,7 @@ class Settings(BaseSettings):
             "models": self.models_dir,
             "rules": self.identity_rules_dir,
             "reports": self.reports_dir,
+            "features": self.features_dir,
         }
 
 
