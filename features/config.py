@@ -1,0 +1,64 @@
+"""Knobs of the feature store (snapshot cadence and history, materialization chunking)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FeatureConfig(BaseModel):
+    """Snapshot grid and materialization settings (``settings.features`` when present)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cadence_days: int = Field(7, ge=1, description="Days between two snapshots.")
+    history_days: int = Field(182, ge=0, description="How far back snapshots go from the latest one.")
+    anchor_weekday: int = Field(
+        0, ge=0, le=6, description="Weekday (0 = Monday) the weekly grid is aligned to, so dates are stable."
+    )
+    include_as_of: bool = Field(
+        True, description="Also snapshot the day after the last activity, so the online store is fresh."
+    )
+    ttl_days: int = Field(
+        14,
+        ge=1,
+        description="Feast TTL of the batch views: how old a snapshot may be when joined to a label "
+        "(keep above the cadence; small values also keep point-in-time joins cheap).",
+    )
+    chunk_customers: int = Field(25_000, ge=100, description="Customers per materialization chunk.")
+    workers: int = Field(2, ge=1, description="Processes that encode online rows while the writer writes.")
+
+    def snapshot_dates(self, last_activity: date, first_activity: date | None = None) -> list[date]:
+        """The snapshot grid ending at the day after ``last_activity``.
+
+        Weekly (``cadence_days``) dates aligned to ``anchor_weekday``, going back ``history_days``, plus
+        the as-of date itself when ``include_as_of``. Dates before ``first_activity`` are dropped.
+        """
+        as_of = last_activity + timedelta(days=1)
+        if self.cadence_days == 7:
+            end = as_of - timedelta(days=(as_of.weekday() - self.anchor_weekday) % 7)
+        else:
+            end = date.fromordinal(as_of.toordinal() - (as_of.toordinal() % self.cadence_days))
+        start = as_of - timedelta(days=self.history_days)
+        dates = []
+        d = end
+        while d >= start:
+            dates.append(d)
+            d -= timedelta(days=self.cadence_days)
+        if self.include_as_of and as_of not in dates:
+            dates.append(as_of)
+        if first_activity is not None:
+            dates = [d for d in dates if d > first_activity]
+        return sorted(dates)
+
+
+def feature_config(settings: Any) -> FeatureConfig:
+    """The feature config of ``settings`` (defaults until Settings carries a ``features`` section)."""
+    cfg = getattr(settings, "features", None)
+    if isinstance(cfg, FeatureConfig):
+        return cfg
+    if cfg is not None:
+        return FeatureConfig.model_validate(cfg, from_attributes=True)
+    return FeatureConfig()
