@@ -9,54 +9,17 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from cip.contracts import CAMPAIGN_EXPOSURES, CRM_CUSTOMERS, EMAIL_EVENTS, POS_TRANSACTIONS
 from pipelines.generate.behaviour import SPELLINGS
 from pipelines.generate.campaigns import EMAIL_TYPES, EXPOSURE_CHANNELS
 from pipelines.generate.config import CHANNELS, CURRENCIES, OFFERS
 from pipelines.generate.writers import sql_list, store_columns
 
-CRM_COLUMNS = (
-    "crm_id",
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "birth_date",
-    "street",
-    "city",
-    "postcode",
-    "country",
-    "loyalty_id",
-    "signup_channel",
-    "created_at",
-    "updated_at",
-    "consent_email",
-    "consent_sms",
-    "consent_profiling",
-)
-POS_COLUMNS = (
-    "transaction_id",
-    "line_number",
-    "store_id",
-    "store_country",
-    "store_timezone",
-    "transaction_time",
-    "loyalty_id",
-    "product_id",
-    "category",
-    "quantity",
-    "unit_price",
-    "currency",
-)
-EMAIL_COLUMNS = ("email", "event_type", "campaign_id", "timestamp")
-EXPOSURE_COLUMNS = (
-    "exposure_id",
-    "campaign_id",
-    "crm_id",
-    "offer",
-    "assignment_probability",
-    "exposed_at",
-    "channel",
-)
+#: Column order of each raw file: read from the source contracts (declared once, in cip/contracts.py).
+CRM_COLUMNS = tuple(f.name for f in CRM_CUSTOMERS.fields)
+POS_COLUMNS = tuple(f.name for f in POS_TRANSACTIONS.fields)
+EMAIL_COLUMNS = tuple(f.name for f in EMAIL_EVENTS.fields)
+EXPOSURE_COLUMNS = tuple(f.name for f in CAMPAIGN_EXPOSURES.fields)
 
 
 def arrow_table(cols: dict[str, np.ndarray]) -> pa.Table:
