@@ -349,7 +349,7 @@ def main() -> None:
     import logging
     import warnings
 
-    warnings.filterwarnings("ignore", category=RuntimeWarning, module="feast")
+    warnings.filterwarnings("ignore", message=".*(Stream feature views|On demand feature view).*experimental")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     logging.getLogger("splink").setLevel(logging.ERROR)
     try:
