@@ -7,8 +7,8 @@ realistic rates), then runs each phase in a fresh subprocess and reports wall ti
 (the phase's process plus its worker processes, sampled every 100 ms):
 
 * build        all weekly snapshots (default grid: 26 weeks + as-of, 27 dates)
-* materialize  first load of the latest snapshot into an empty SQLite online store, then an
-               incremental run with nothing changed, then one after 5% of customers changed
+* materialize  first load of the latest snapshot into an empty SQLite online store
+* incremental  a run with nothing changed, then one after 5% of customers changed (two views)
 * online       one customer's full ``churn_v1`` service through the Feast SDK (registry cached),
                p50/p99 over --reads reads; also each feature view alone
 * historical   ``churn_v1`` training frame for up to 100k customers x 6 cutoffs
@@ -97,60 +97,78 @@ def phase_build(work: Path, customers: int) -> dict:
     }
 
 
+def _materialize_once(store, **kwargs) -> dict:
+    with PeakRss() as rss:
+        r = store.materialize(**kwargs)
+    return {
+        "seconds": r.seconds,
+        "rows": r.rows_written,
+        "peak_rss_mb": rss.peak / 2**20,
+        "views": {v.view: f"{v.mode} {v.written:,} customers {v.seconds:.1f}s" for v in r.views},
+    }
+
+
 def phase_materialize(work: Path, customers: int) -> dict:
+    """First load of the latest snapshot into an empty online store."""
     import shutil
 
+    from features.store import CipFeatureStore
+
+    store = CipFeatureStore(_settings(work))
+    (store.data_dir / "online.db").unlink(missing_ok=True)
+    shutil.rmtree(store.data_dir / "online_state", ignore_errors=True)
+    store.apply()
+    return _materialize_once(store, full=True)
+
+
+def phase_incremental(work: Path, customers: int) -> dict:
+    """Nothing changed; then 5% of customers changed (each run in a fresh process)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from features import catalog as cat
     from features.materialize import latest_snapshot
     from features.store import CipFeatureStore
 
+    if os.environ.get("_BENCH_STEP"):  # one step, in its own process (see _step)
+        return _materialize_once(CipFeatureStore(_settings(work)))
+    out = {"unchanged": _step(work, customers, "unchanged")}
     store = CipFeatureStore(_settings(work))
-    (store.data_dir / "online.db").unlink(missing_ok=True)  # measure a first load into an empty store
-    shutil.rmtree(store.data_dir / "online_state", ignore_errors=True)
-    store.apply()
-    out = {}
-    with PeakRss() as rss:
-        r = store.materialize(full=True)
-    out["first_load"] = {
-        "seconds": r.seconds,
-        "rows": r.rows_written,
-        "peak_rss_mb": rss.peak / 2**20,
-        "views": {v.view: round(v.seconds, 1) for v in r.views},
-    }
-    with PeakRss() as rss:
-        r = store.materialize()
-    out["unchanged"] = {"seconds": r.seconds, "rows": r.rows_written, "peak_rss_mb": rss.peak / 2**20}
-    # 5% of customers change: rewrite the latest snapshot with perturbed spend (then restore it).
     _, path = latest_snapshot(store.data_dir)
     original = path.read_bytes()
-    try:
+    try:  # perturb the spend of 5% of customers in the latest snapshot, then restore it
         tab = pq.read_table(path)
-        rng = np.random.default_rng(0)
-        hit = pa.array(rng.random(tab.num_rows) < 0.05)
-        i = tab.schema.get_field_index("spend_365d")
-        tab = tab.set_column(
-            i, "spend_365d", pc.if_else(hit, pc.add(tab["spend_365d"], 1.0), tab["spend_365d"])
-        )
-        j = tab.schema.get_field_index("monetary")
-        tab = tab.set_column(j, "monetary", pc.if_else(hit, pc.add(tab["monetary"], 1.0), tab["monetary"]))
+        hit = pa.array(np.random.default_rng(0).random(tab.num_rows) < 0.05)
+        for col in (
+            next(f.name for f in v.features if f.kind == "float") for v in (cat.PROFILE, cat.TRANSACTIONS)
+        ):
+            i = tab.schema.get_field_index(col)
+            tab = tab.set_column(i, col, pc.if_else(hit, pc.add(tab[col], 1.0), tab[col]))
         pq.write_table(tab, path)
         del tab, hit
-        with PeakRss() as rss:
-            r = store.materialize()
-        out["changed_5pct"] = {
-            "seconds": r.seconds,
-            "rows": r.rows_written,
-            "peak_rss_mb": rss.peak / 2**20,
-            "modes": {v.view: v.mode for v in r.views},
-        }
+        out["changed_5pct"] = _step(work, customers, "changed")
     finally:
         path.write_bytes(original)
         store.materialize()
     return out
+
+
+def _step(work: Path, customers: int, step: str) -> dict:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--phase",
+        "incremental",
+        "--work",
+        str(work),
+        "--customers",
+        str(customers),
+    ]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "_BENCH_STEP": step}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -240,6 +258,7 @@ PHASES = {
     "generate": phase_generate,
     "build": phase_build,
     "materialize": phase_materialize,
+    "incremental": phase_incremental,
     "online": phase_online,
     "historical": phase_historical,
 }
@@ -269,7 +288,7 @@ def main() -> None:
     ap.add_argument("--customers", type=int, action="append")
     ap.add_argument("--work", type=Path, default=Path("/tmp/cip_bench_features"))
     ap.add_argument("--phase", choices=sorted(PHASES))
-    ap.add_argument("--phases", default="generate,build,materialize,online,historical")
+    ap.add_argument("--phases", default="generate,build,materialize,incremental,online,historical")
     ap.add_argument("--reads", type=int, default=2000)
     ap.add_argument("--offline", default="file", choices=["file", "duckdb"])
     ap.add_argument("--json", type=Path)

@@ -57,17 +57,23 @@ def main() -> None:
     for stage in ("identity", "profiles", "evaluate"):
         proc = subprocess.run(
             [sys.executable, __file__, "--stage", stage, "--data-dir", str(args.data_dir)],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         results[stage] = json.loads(proc.stdout.strip().splitlines()[-1])
     ident, prof, ev = results["identity"], results["profiles"], results["evaluate"]
-    print(f"identity   {ident['seconds']:.1f} s, peak RSS {ident['peak_rss_mib']:,.0f} MiB, "
-          f"{ident['stats'].get('n_nodes', 0):,} nodes, {ident['stats'].get('n_edges', 0):,} edges, "
-          f"{ident['probabilistic_pairs']:,} Splink pairs, {ident['stats'].get('n_customers', 0):,} customers")
+    print(
+        f"identity   {ident['seconds']:.1f} s, peak RSS {ident['peak_rss_mib']:,.0f} MiB, "
+        f"{ident['stats'].get('n_nodes', 0):,} nodes, {ident['stats'].get('n_edges', 0):,} edges, "
+        f"{ident['probabilistic_pairs']:,} Splink pairs, {ident['stats'].get('n_customers', 0):,} customers"
+    )
     print(f"profiles   {prof['seconds']:.1f} s, peak RSS {prof['peak_rss_mib']:,.0f} MiB")
     for scope, m in ev["quality"].items():
-        print(f"{scope:<28} P {m['pairwise_precision']:.4f}  R {m['pairwise_recall']:.4f}  F1 {m['pairwise_f1']:.4f}  "
-              f"B3-F1 {m['bcubed_f1']:.4f}  over-merged customers {m['over_merged_customers']}  split {m['split_persons']}")
+        print(
+            f"{scope:<28} P {m['pairwise_precision']:.4f}  R {m['pairwise_recall']:.4f}  F1 {m['pairwise_f1']:.4f}  "
+            f"B3-F1 {m['bcubed_f1']:.4f}  over-merged customers {m['over_merged_customers']}  split {m['split_persons']}"
+        )
     print(json.dumps(results, default=str))
 
 

@@ -237,7 +237,9 @@ def _print_result(result: object, title: str) -> None:
 
 @features_app.command("build")
 def features_build(
-    force: Annotated[bool, typer.Option(help="Recompute every snapshot even if its inputs did not change.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Recompute every snapshot even if its inputs did not change.")
+    ] = False,
 ) -> None:
     """Compute feature snapshots (weekly grid + as-of) from the resolved activity tables."""
     from features.store import build
@@ -278,7 +280,11 @@ def features_show(
     from features.store import online_features
 
     values = online_features(_settings(), service, [customer_id])
-    print_frame(pd.DataFrame({"feature": list(values), "value": [v[0] for v in values.values()]}), title=f"{service} · {customer_id}", max_rows=200)
+    print_frame(
+        pd.DataFrame({"feature": list(values), "value": [v[0] for v in values.values()]}),
+        title=f"{service} · {customer_id}",
+        max_rows=200,
+    )
 
 
 def features_all() -> None:

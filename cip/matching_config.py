@@ -325,7 +325,9 @@ class MatchingConfig(BaseModel):
                     check(role, field)
         for role in self.veto_roles or []:
             if role not in self.comparisons:
-                raise ValueError(f"veto_roles: '{role}' is not compared (add it to comparisons or drop the veto)")
+                raise ValueError(
+                    f"veto_roles: '{role}' is not compared (add it to comparisons or drop the veto)"
+                )
         if not self.blocking_rules:
             raise ValueError("blocking_rules must contain at least one rule")
         if not self.training_blocking_rules:

@@ -55,10 +55,12 @@ class FeatureConfig(BaseModel):
 
 
 def feature_config(settings: Any) -> FeatureConfig:
-    """The feature config of ``settings`` (defaults until Settings carries a ``features`` section)."""
+    """The feature config of ``settings`` (``settings.features``, a dict validated here)."""
     cfg = getattr(settings, "features", None)
     if isinstance(cfg, FeatureConfig):
         return cfg
+    if isinstance(cfg, dict):
+        return FeatureConfig.model_validate(cfg)
     if cfg is not None:
         return FeatureConfig.model_validate(cfg, from_attributes=True)
     return FeatureConfig()

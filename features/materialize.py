@@ -244,6 +244,7 @@ def _materialize_views(
         _write_token(db, tname, token)
         _save_state(state_path, ids, hashes, token)
         store.feast.registry.apply_materialization(fv, config.project, snap_ts, snap_ts, commit=True)
+        pa.default_memory_pool().release_unused()
         result.views.append(
             ViewResult(view.name, mode, n, len(order), len(removed), time.perf_counter() - t1)
         )

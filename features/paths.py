@@ -15,8 +15,10 @@ REPO_DIR = Path(__file__).resolve().parent
 
 
 def feature_data_dir(settings: Any) -> Path:
-    """Root of the feature store's data: snapshots, registry, online store, materialization state."""
-    return Path(settings.root) / "features"
+    """Root of the feature store's data: snapshots, registry, online store, materialization state
+    (``settings.features_dir``)."""
+    features_dir = getattr(settings, "features_dir", None)
+    return Path(features_dir) if features_dir is not None else Path(settings.root) / "features"
 
 
 def snapshot_dir(data_dir: Path) -> Path:

@@ -19,9 +19,23 @@ def cip(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["generate"], ["ingest"], ["identity"], ["identity", "run"], ["identity", "explain"], ["identity", "split"],
-     ["profiles"], ["features"], ["features", "build"], ["features", "apply"], ["features", "materialize"], ["demo"],
-     ["status"], ["settings"]],
+    [
+        [],
+        ["generate"],
+        ["ingest"],
+        ["identity"],
+        ["identity", "run"],
+        ["identity", "explain"],
+        ["identity", "split"],
+        ["profiles"],
+        ["features"],
+        ["features", "build"],
+        ["features", "apply"],
+        ["features", "materialize"],
+        ["demo"],
+        ["status"],
+        ["settings"],
+    ],
 )
 def test_help_on_every_command(command, tmp_path):
     result = cip(*command, "--help", cwd=tmp_path)
@@ -46,7 +60,10 @@ def test_bad_settings_name_the_field(tmp_path):
     (tmp_path / "cip.yaml").write_text("identity:\n  probabilistic_threshold: 7\n")
     result = cip("settings", cwd=tmp_path)
     assert result.returncode == 2
-    assert "identity.probabilistic_threshold" in result.stdout and "Traceback" not in result.stdout + result.stderr
+    assert (
+        "identity.probabilistic_threshold" in result.stdout
+        and "Traceback" not in result.stdout + result.stderr
+    )
 
 
 def test_env_and_yaml_override_defaults(tmp_path):
@@ -62,4 +79,8 @@ def test_broken_source_file_names_file_and_column(tmp_path):
     (raw / "crm_customers.csv").write_text("crm_id,first_name\nC1,Ann\n")
     result = cip("ingest", "--source", str(raw), cwd=tmp_path, env={"CIP_DATA_DIR": str(tmp_path / "d")})
     assert result.returncode == 2
-    assert "crm_customers.csv" in result.stdout and "country" in result.stdout and "Traceback" not in result.stdout
+    assert (
+        "crm_customers.csv" in result.stdout
+        and "country" in result.stdout
+        and "Traceback" not in result.stdout
+    )

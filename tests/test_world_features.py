@@ -27,7 +27,9 @@ def test_online_values_match_the_profile_traits(featured):
     settings, _ = featured
     traits = Lake(settings.lake_dir).read("traits").set_index("customer_id")
     buyers = traits[traits["frequency"] > 2].sort_index().head(20)
-    online = pd.DataFrame(store.online_features(settings, "clv_v1", list(buyers.index))).set_index("customer_id")
+    online = pd.DataFrame(store.online_features(settings, "clv_v1", list(buyers.index))).set_index(
+        "customer_id"
+    )
     numeric = [c for c in online.columns if c in traits.columns and pd.api.types.is_numeric_dtype(traits[c])]
     assert len(numeric) > 10
     for column in numeric:

@@ -17,7 +17,9 @@ def test_quarantine_matches_planted_errors_exactly(ingested_world):
     planted = json.loads((settings.truth_dir / "planted_errors.json").read_text())
     quarantine = Lake(settings.lake_dir).read("quarantine")
     got = quarantine.groupby(["source", "reason"]).size().to_dict()
-    expected = {(src, reason): n for src, reasons in planted["quarantine"].items() for reason, n in reasons.items()}
+    expected = {
+        (src, reason): n for src, reasons in planted["quarantine"].items() for reason, n in reasons.items()
+    }
     assert got == expected
     flagged: dict[str, int] = {}
     for f in report.ingested:

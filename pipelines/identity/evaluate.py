@@ -98,15 +98,22 @@ def resolvable_clusters(truth: pd.DataFrame, edges: pd.DataFrame) -> pd.Series:
     device that never logged in leaves that device unresolvable: no resolver can join it."""
     person = truth.set_index("node")["person_id"]
     nodes = pd.Index(truth["node"].unique())
-    det = edges[(edges["edge_type"] != "probabilistic") & (edges["src"] != edges["dst"])][["src", "dst"]].drop_duplicates()
+    det = edges[(edges["edge_type"] != "probabilistic") & (edges["src"] != edges["dst"])][
+        ["src", "dst"]
+    ].drop_duplicates()
     det = det[det["src"].isin(nodes) & det["dst"].isin(nodes)]
     det = det[person.reindex(det["src"]).to_numpy() == person.reindex(det["dst"]).to_numpy()]
     crm = truth[truth["node"].str.startswith("crm_id:")]
     anchor = crm.groupby("person_id")["node"].transform("min")
-    pairs = pd.concat([det, pd.DataFrame({"src": crm["node"].to_numpy(), "dst": anchor.to_numpy()})], ignore_index=True)
+    pairs = pd.concat(
+        [det, pd.DataFrame({"src": crm["node"].to_numpy(), "dst": anchor.to_numpy()})], ignore_index=True
+    )
     codes = pd.Series(np.arange(len(nodes)), index=nodes)
     graph = coo_matrix(
-        (np.ones(len(pairs)), (codes.reindex(pairs["src"]).to_numpy(), codes.reindex(pairs["dst"]).to_numpy())),
+        (
+            np.ones(len(pairs)),
+            (codes.reindex(pairs["src"]).to_numpy(), codes.reindex(pairs["dst"]).to_numpy()),
+        ),
         shape=(len(nodes), len(nodes)),
     )
     _, labels = connected_components(graph, directed=False)

@@ -440,7 +440,8 @@ def predict(
         + [f"{RECORD_ID}_l", f"{RECORD_ID}_r"]
     )
     veto = " and ".join(
-        f"gamma_{role} not in ({', '.join(str(g) for g in config.veto_gammas(role))})" for role in config.effective_veto_roles
+        f"gamma_{role} not in ({', '.join(str(g) for g in config.veto_gammas(role))})"
+        for role in config.effective_veto_roles
     )
     where = f" where {veto}" if veto else ""
     sql = f"select {', '.join(cols)} from {pred.physical_name}{where} order by {order}"
