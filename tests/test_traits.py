@@ -36,6 +36,9 @@ def test_profiles_tables_exist_and_hold_no_pii_in_activity(profiled):
         assert not columns & {"email", "phone_e164", "first_name", "last_name", "street", "birth_date"}, table
     profiles = lake.read("profiles")
     assert profiles["customer_id"].is_unique
+    # every customer has a traits row, with or without activity
+    traits = lake.read("traits")
+    assert sorted(traits["customer_id"]) == sorted(profiles["customer_id"])
 
 
 def test_traits_as_of_a_past_date_never_see_later_data(profiled):

@@ -58,7 +58,9 @@ def run(settings: Settings, *, as_of: date | None = None, progress: Progress | N
     counts["profiles"] = len(profiles)
     step("traits", 2, 3)
     as_of = as_of or default_as_of(lake)
-    traits = compute_traits(Lake(settings.lake_dir), as_of, bins=settings.profiles.rfm_bins)
+    traits = compute_traits(
+        Lake(settings.lake_dir), as_of, bins=settings.profiles.rfm_bins, customers=profiles["customer_id"]
+    )
     lake.write_derived("traits", traits)
     counts["traits"] = len(traits)
     step("done", 3, 3)

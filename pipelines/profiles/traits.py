@@ -52,9 +52,17 @@ def rfm_scores(traits: pd.DataFrame, bins: int = 5) -> pd.DataFrame:
     return out
 
 
-def compute_traits(lake: Lake, as_of: date, bins: int = 5) -> pd.DataFrame:
-    """All customers' traits at the end of ``as_of`` (activity up to and including that day)."""
+def compute_traits(
+    lake: Lake, as_of: date, bins: int = 5, customers: pd.Series | None = None
+) -> pd.DataFrame:
+    """Traits at the end of ``as_of`` (activity up to and including that day). ``customers`` (all
+    known customer ids) adds a row for customers without any activity yet: no orders, no events."""
     snapshot = compute_snapshots(lake, [as_of + timedelta(days=1)]).to_pandas()
     snapshot = snapshot.drop(columns=["event_timestamp"], errors="ignore")
+    if customers is not None:
+        snapshot = pd.DataFrame({"customer_id": customers.drop_duplicates()}).merge(
+            snapshot, on="customer_id", how="left"
+        )
+        snapshot[FREQUENCY] = snapshot[FREQUENCY].fillna(0)
     snapshot.insert(1, "as_of", pd.Timestamp(as_of))
     return rfm_scores(snapshot, bins)
