@@ -170,7 +170,14 @@ def identity_explain(
     for (src, dst), weights in exp.match_weights.items():
         import pandas as pd
 
-        print_frame(pd.DataFrame(weights), title=f"Splink match weights {src} ~ {dst}")
+        frame = pd.DataFrame(weights)
+        total = frame["pair_match_weight"].dropna()
+        probability = frame["match_probability"].dropna()
+        cols = [c for c in ("role", "value_l", "value_r", "level", "match_weight") if c in frame.columns]
+        title = f"Splink match weights {src} ~ {dst}"
+        if len(total) and len(probability):
+            title += f" (total {total.iloc[0]:.1f}, p = {probability.iloc[0]:.6f})"
+        print_frame(frame[cols], title=title)
     if exp.path is not None:
         print_frame(exp.path, title=f"path {a} → {b}")
 

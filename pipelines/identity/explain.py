@@ -34,7 +34,7 @@ def explain_customer(
     if nodes.empty:
         raise CipError(
             f"customer '{customer_id}' is not in identity_map",
-            fix="pick an id from `cip identity show` or the profiles table",
+            fix="use a customer_id from the lake tables profiles or identity_map (e.g. DuckDB over data/lake/derived/profiles.parquet)",
         )
     edges = lake.read("identity_edges")
     members = set(nodes["node"])
