@@ -104,13 +104,18 @@ class CipFeatureStore:
             refs += [f"{proj.name_to_use()}:{f.name}" for f in proj.features]
         served = {r.split(":")[1] for r in refs}
         refs += [f"{cat.FEATURES[c].view}:{c}" for c in inputs if c not in served]
-        out = self.feast.get_historical_features(entity_df=df, features=refs).to_df()
-        out = out.sort_values("_cip_row").drop(columns=["_cip_row"]).reset_index(drop=True)
-        if inputs:
-            out[cat.REQUEST_TS] = out[cat.TIMESTAMP_FIELD]
-            out = pd.concat([out, on_demand_frame(out)], axis=1)
+        table = self.feast.get_historical_features(entity_df=df, features=refs).to_arrow()
+        rows = table.column("_cip_row").to_numpy()
+        if len(rows) and not (np.diff(rows) > 0).all():  # the CIP offline store keeps the order
+            table = table.take(pa.array(np.argsort(rows, kind="stable")))
+        if inputs:  # request time = the row's timestamp
+            small = table.select([*inputs, cat.TIMESTAMP_FIELD]).to_pandas()
+            small[cat.REQUEST_TS] = small[cat.TIMESTAMP_FIELD]
+            for name, values in on_demand_frame(small).items():
+                table = table.append_column(name, pa.array(values.to_numpy(), from_pandas=True))
         extra = [c for c in entity_df.columns if c not in (cat.JOIN_KEY, cat.TIMESTAMP_FIELD)]
-        return out[[cat.JOIN_KEY, cat.TIMESTAMP_FIELD, *extra, *cat.service_features(service)]]
+        cols = [cat.JOIN_KEY, cat.TIMESTAMP_FIELD, *extra, *cat.service_features(service)]
+        return table.select(cols).to_pandas()
 
     # --- online -----------------------------------------------------------------------------------
     def online_features(
