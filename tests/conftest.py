@@ -44,3 +44,23 @@ def resolved_world(ingested_world):
     settings, _ = ingested_world
     result = run(settings)
     return settings, result
+
+
+@pytest.fixture(scope="session")
+def synthetic_store(tmp_path_factory: pytest.TempPathFactory):
+    """A small feature store (150 synthetic customers, 10 weekly snapshots), built, applied and
+    materialized; for tests that compare CIP's Feast stores with Feast's own."""
+    from datetime import date
+
+    from cip.settings import Settings
+    from features.config import FeatureConfig
+    from features.store import CipFeatureStore
+    from features.synthetic import write_world
+
+    root = tmp_path_factory.mktemp("synthetic_store")
+    write_world(root / "lake", 150, end=date(2026, 6, 30), days=200, seed=11, chunk=150)
+    store = CipFeatureStore(Settings(data_dir=root), FeatureConfig(history_days=70, chunk_customers=100))
+    store.build_snapshots()
+    store.apply()
+    store.materialize()
+    return store

@@ -8,7 +8,7 @@ data and for unknown customers are included.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -17,22 +17,10 @@ from feast.infra.offline_stores.duckdb import DuckDBOfflineStore
 
 from features import catalog as cat
 
-END = date(2026, 6, 30)
-
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    from cip.settings import Settings
-    from features.config import FeatureConfig
-    from features.store import CipFeatureStore
-    from features.synthetic import write_world
-
-    root = tmp_path_factory.mktemp("offline")
-    write_world(root / "lake", 120, end=END, days=200, seed=5, chunk=120)
-    s = CipFeatureStore(Settings(data_dir=root), FeatureConfig(history_days=70, chunk_customers=100))
-    s.build_snapshots()
-    s.apply()
-    return s
+def store(synthetic_store):
+    return synthetic_store
 
 
 def _entity_df(store) -> pd.DataFrame:

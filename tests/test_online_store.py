@@ -9,7 +9,7 @@ the response protos must be identical.
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -17,24 +17,12 @@ from feast.infra.online_stores.sqlite import SqliteOnlineStore
 
 from features import catalog as cat
 
-END = date(2026, 6, 30)
 NOW = datetime(2026, 7, 1, 12, 34, 56, 789000, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    from cip.settings import Settings
-    from features.config import FeatureConfig
-    from features.store import CipFeatureStore
-    from features.synthetic import write_world
-
-    root = tmp_path_factory.mktemp("online")
-    write_world(root / "lake", 150, end=END, days=200, seed=11, chunk=150)
-    s = CipFeatureStore(Settings(data_dir=root), FeatureConfig(history_days=14, chunk_customers=100))
-    s.build_snapshots()
-    s.apply()
-    s.materialize()
-    return s
+def store(synthetic_store):
+    return synthetic_store
 
 
 @pytest.fixture(scope="module")
@@ -134,11 +122,16 @@ def test_bad_requests_fail_as_in_feast(store, ids):
     from feast.errors import RequestDataNotFoundInEntityRowsException
 
     with pytest.raises(RequestDataNotFoundInEntityRowsException):
-        store.feast.get_online_features(features=store.service("churn_v1"), entity_rows=[{cat.JOIN_KEY: ids[0]}])
+        store.feast.get_online_features(
+            features=store.service("churn_v1"), entity_rows=[{cat.JOIN_KEY: ids[0]}]
+        )
     with pytest.raises(ValueError, match="same keys"):
         store.feast.get_online_features(
             features=store.service("churn_v1"),
-            entity_rows=[{cat.JOIN_KEY: ids[0], cat.REQUEST_TS: NOW}, {"customer": ids[1], cat.REQUEST_TS: NOW}],
+            entity_rows=[
+                {cat.JOIN_KEY: ids[0], cat.REQUEST_TS: NOW},
+                {"customer": ids[1], cat.REQUEST_TS: NOW},
+            ],
         )
 
 
