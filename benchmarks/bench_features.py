@@ -220,7 +220,9 @@ def phase_online(work: Path, customers: int, reads: int) -> dict:
     for i in range(reads + 200):
         row = [{cat.JOIN_KEY: rnd.choice(ids), cat.REQUEST_TS: now}]
         t = time.perf_counter()
-        SqliteOnlineStore.get_online_features(online, feast.config, fs, row, feast.registry, feast.project).to_dict()
+        SqliteOnlineStore.get_online_features(
+            online, feast.config, fs, row, feast.registry, feast.project
+        ).to_dict()
         if i >= 200:
             lat.append((time.perf_counter() - t) * 1000)
     out["churn_v1_feast_generic_path"] = {"p50_ms": _pct(lat, 0.5), "p99_ms": _pct(lat, 0.99), "n": len(lat)}

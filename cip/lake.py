@@ -104,15 +104,25 @@ class Lake:
     @contextmanager
     def stage(self, batch_id: str) -> Iterator[Path]:
         """A private staging folder for one batch; removed on failure."""
-        staging = self.root / "_staging" / batch_id
-        if staging.exists():
-            shutil.rmtree(staging)
-        staging.mkdir(parents=True)
+        staging = self.new_staging(batch_id)
         try:
             yield staging
         finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
+            self.discard(staging)
+
+    def new_staging(self, name: str) -> Path:
+        """A fresh private staging folder ``_staging/<name>``; :meth:`discard` it when done."""
+        staging = self.root / "_staging" / name
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+        return staging
+
+    @staticmethod
+    def discard(staging: Path) -> None:
+        """Remove a staging folder and whatever was not published from it."""
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
 
     def publish(self, staging: Path, record: BatchRecord, raw_file: Path) -> None:
         """Move a staged batch into the lake, then add it to the manifest (the commit point)."""

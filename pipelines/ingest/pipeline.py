@@ -2,14 +2,19 @@
 
 For each file: hash it (already ingested → skip), read, validate against its contract,
 quarantine every rejected row with field and reason, standardize the rest, stage, publish.
+The files of one source are staged by parallel workers (``ingest.workers``) and published one
+batch per file, in file order.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import groupby
 from pathlib import Path
 
 import duckdb
@@ -21,7 +26,7 @@ from cip.lake import BatchRecord, Lake, file_sha256
 from cip.settings import Settings
 from pipelines.ingest import rules
 from pipelines.ingest.nodes import NODES, Context
-from pipelines.ingest.readers import load_csv, load_jsonl
+from pipelines.ingest.readers import load_csv, load_jsonl, load_products, load_rejected, mark_malformed
 from pipelines.ingest.validate import duplicate_rows_sql, validation_sql
 
 Progress = Callable[[str, int, int], None]
@@ -38,7 +43,7 @@ class FileReport:
     reasons: dict[str, int] = field(default_factory=dict)
     flagged: dict[str, int] = field(default_factory=dict)
     tables: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time the file added to the run
 
 
 @dataclass
@@ -94,25 +99,22 @@ def _quarantine_sql(contract: Contract, path: Path, batch_id: str, now_literal: 
         + " ".join(f"WHEN '{f.name}' THEN raw.\"{f.name}\"" for f in contract.fields)
         + " END"
     )
-    source = "raw"
     if contract.format == "jsonl":
-        record, source = "lines.line", "lines"
+        record, lines = "lines.line", "JOIN lines USING (_row)"
     else:
-        record = (
-            "to_json(struct_pack("
-            + ", ".join(f'"{f.name}" := raw."{f.name}"' for f in contract.fields)
-            + "))::VARCHAR"
-        )
+        pairs = ", ".join(f'"{f.name}" := raw."{f.name}"' for f in contract.fields)
+        record, lines = f"to_json(struct_pack({pairs}))::VARCHAR", ""
     return f"""SELECT {_sql_text(batch_id)} AS batch_id, {_sql_text(contract.source)} AS source,
                       {_sql_text(path.name)} AS source_file, v._row, v._field AS field, v._reason AS reason,
                       {value} AS value, {record} AS record, {now_literal} AS ingested_at
-               FROM v JOIN raw USING (_row) {"JOIN lines USING (_row)" if source == "lines" else ""} WHERE v._reason IS NOT NULL ORDER BY v._row"""
+               FROM (SELECT _row, _field, _reason FROM v WHERE _reason IS NOT NULL) v
+               JOIN raw USING (_row) {lines} ORDER BY v._row"""
 
 
 def _copy(con: duckdb.DuckDBPyConnection, sql: str, dest: Path) -> int:
     dest.parent.mkdir(parents=True, exist_ok=True)
     result = con.execute(
-        f"COPY ({sql}) TO '{dest.as_posix()}' (FORMAT parquet, COMPRESSION zstd)"
+        f"COPY ({sql}) TO '{dest.as_posix()}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
     ).fetchall()[0]
     return int(result[0])
 
@@ -123,39 +125,46 @@ def _fx(lake: Lake) -> pd.DataFrame:
     return pd.DataFrame(columns=["date", "currency", "rate_to_base"])
 
 
-def ingest_file(
-    lake: Lake,
+def stage_file(
     contract: Contract,
     path: Path,
+    staging: Path,
     *,
     settings: Settings,
     now: datetime,
     sha: str,
-    fx: pd.DataFrame | None = None,
-) -> FileReport:
-    """Validate, standardize and publish one file atomically."""
-    started = time.perf_counter()
+    fx: pd.DataFrame,
+    threads: int | None = None,
+) -> tuple[FileReport, BatchRecord]:
+    """Validate and standardize one file into ``staging``; returns its report and manifest record."""
     batch_id = f"{contract.source}-{sha[:16]}"
     with duckdb.connect() as con:
+        if threads:
+            con.execute(f"SET threads = {int(threads)}")
         rules.prepare(con)
-        rows_in = (load_jsonl if contract.format == "jsonl" else load_csv)(con, path, contract)
-        fx = (
-            lake.read("fx_rates")
-            if lake.has("fx_rates")
-            else pd.DataFrame(columns=["date", "currency", "rate_to_base"])
-        )
+        index = None
+        if contract.format == "jsonl":
+            index = load_jsonl(con, path, contract)
+            rows_in = index.count
+        else:
+            rows_in = load_csv(con, path, contract)
         rules.register_fx(con, fx, settings.base_currency)
         known = set(settings.ingest.currencies)
         convertible = {settings.base_currency} | (set(fx["currency"].dropna().str.upper()) & known)
-        emails = [f'raw."{f.name}"' for f in contract.fields if f.kind == "email"]
-        rules.register_email_map(con, emails)
+        keys = "raw" if index is None else "raw_keys"
+        rules.register_email_map(con, [f'"{f.name}"' for f in contract.fields if f.kind == "email"], keys)
         limit = pd.Timestamp(now).tz_convert("UTC") + pd.Timedelta(
             hours=settings.ingest.future_tolerance_hours
         )
-        con.execute(f"CREATE TEMP TABLE dup_rows AS {duplicate_rows_sql(contract)}")
+        con.execute(f"CREATE TEMP TABLE dup_rows AS {duplicate_rows_sql(contract, keys)}")
+        currencies = convertible if contract.source != "fx_rates" else known
+        now_sql = f"TIMESTAMPTZ {_sql_text(limit.isoformat())}"
         con.execute(
-            f"CREATE TEMP TABLE v AS {validation_sql(contract, currencies=convertible if contract.source != 'fx_rates' else known, now_sql=f'TIMESTAMPTZ {_sql_text(limit.isoformat())}')}"
+            f"CREATE TEMP TABLE v AS {validation_sql(contract, currencies=currencies, now_sql=now_sql)}"
         )
+        if index is not None:
+            mark_malformed(con, index, contract)
+            load_products(con, contract)
         reasons = dict(
             con.execute(
                 "SELECT _reason, count(*) FROM v WHERE _reason IS NOT NULL GROUP BY 1 ORDER BY 1"
@@ -193,33 +202,34 @@ def ingest_file(
             f"{_sql_text(batch_id)} AS _batch_id, {now_literal} AS _ingested_at"
         )
         tables: dict[str, int] = {}
-        with lake.stage(batch_id) as staging:
-            for name, sql in selects.items():
-                tables[name] = _copy(
-                    con,
-                    f"SELECT *, {lineage} FROM ({sql})",
-                    staging / "tables" / name / f"{batch_id}.parquet",
-                )
-            if rows_quarantined:
-                _copy(
-                    con,
-                    _quarantine_sql(contract, path, batch_id, now_literal),
-                    staging / "quarantine" / f"{batch_id}.parquet",
-                )
-            record = BatchRecord(
-                batch_id=batch_id,
-                source=contract.source,
-                file_name=path.name,
-                sha256=sha,
-                rows_in=rows_in,
-                rows_accepted=rows_accepted,
-                rows_quarantined=rows_quarantined,
-                ingested_at=pd.Timestamp(now).isoformat(),
-                tables=tables,
-                flagged=flagged,
+        for name, sql in selects.items():
+            tables[name] = _copy(
+                con,
+                f"SELECT *, {lineage} FROM ({sql})",
+                staging / "tables" / name / f"{batch_id}.parquet",
             )
-            lake.publish(staging, record, path)
-    return FileReport(
+        if rows_quarantined:
+            if index is not None:
+                bad = con.execute("SELECT _row FROM v WHERE _reason IS NOT NULL").fetchall()
+                load_rejected(con, index, contract, [r for (r,) in bad])
+            _copy(
+                con,
+                _quarantine_sql(contract, path, batch_id, now_literal),
+                staging / "quarantine" / f"{batch_id}.parquet",
+            )
+    record = BatchRecord(
+        batch_id=batch_id,
+        source=contract.source,
+        file_name=path.name,
+        sha256=sha,
+        rows_in=rows_in,
+        rows_accepted=rows_accepted,
+        rows_quarantined=rows_quarantined,
+        ingested_at=pd.Timestamp(now).isoformat(),
+        tables=tables,
+        flagged=flagged,
+    )
+    report = FileReport(
         source=contract.source,
         file=str(path),
         status="ingested",
@@ -229,8 +239,97 @@ def ingest_file(
         reasons=reasons,
         flagged=flagged,
         tables=tables,
-        seconds=time.perf_counter() - started,
     )
+    return report, record
+
+
+def ingest_file(
+    lake: Lake,
+    contract: Contract,
+    path: Path,
+    *,
+    settings: Settings,
+    now: datetime,
+    sha: str,
+    fx: pd.DataFrame | None = None,
+) -> FileReport:
+    """Validate, standardize and publish one file atomically."""
+    started = time.perf_counter()
+    fx = _fx(lake) if fx is None else fx
+    with lake.stage(f"{contract.source}-{sha[:16]}") as staging:
+        report, record = stage_file(contract, path, staging, settings=settings, now=now, sha=sha, fx=fx)
+        lake.publish(staging, record, path)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+@dataclass
+class _Staged:
+    report: FileReport
+    record: BatchRecord | None = None
+    staging: Path | None = None
+
+
+def _ingest_source(
+    lake: Lake,
+    contract: Contract,
+    paths: list[Path],
+    *,
+    settings: Settings,
+    now: datetime,
+    fx: pd.DataFrame,
+    progress: Callable[[Path], None],
+) -> list[FileReport]:
+    """Ingest the files of one source: staged by parallel workers, published one by one in file
+    order (each file stays one atomic batch). A file's ``seconds`` is the wall time it added."""
+    cores = os.cpu_count() or 1
+    workers = max(1, min(settings.ingest.workers or cores, len(paths)))
+    threads = max(1, cores // workers)
+    known = lake.known_hashes()
+
+    def stage(i: int, path: Path) -> _Staged:
+        sha = file_sha256(path)
+        if sha in known:
+            return _Staged(FileReport(source=contract.source, file=str(path), status="skipped"))
+        staging = lake.new_staging(f"{contract.source}-{sha[:16]}.{i}")
+        try:
+            report, record = stage_file(
+                contract, path, staging, settings=settings, now=now, sha=sha, fx=fx, threads=threads
+            )
+        except BaseException:
+            lake.discard(staging)
+            raise
+        return _Staged(report, record, staging)
+
+    reports: list[FileReport] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(stage, i, p) for i, p in enumerate(paths)]
+        try:
+            mark = time.perf_counter()
+            for path, future in zip(paths, futures, strict=True):
+                staged = future.result()
+                if staged.record is not None and staged.staging is not None:
+                    try:
+                        if staged.record.sha256 in lake.known_hashes():  # same content earlier in this run
+                            staged.report = FileReport(
+                                source=contract.source, file=str(path), status="skipped"
+                            )
+                        else:
+                            lake.publish(staged.staging, staged.record, path)
+                    finally:
+                        lake.discard(staged.staging)
+                done = time.perf_counter()
+                staged.report.seconds, mark = done - mark, done
+                reports.append(staged.report)
+                progress(path)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            for future in futures:
+                if not future.cancelled() and future.exception() is None and future.result().staging:
+                    lake.discard(future.result().staging)
+            raise
+    return reports
 
 
 def run(
@@ -247,14 +346,20 @@ def run(
     files = discover(source_dir)
     reports: list[FileReport] = []
     fx = _fx(lake)
-    for i, (contract, path) in enumerate(files):
+
+    done = iter(range(1, len(files) + 1))
+
+    def tick(path: Path) -> None:
+        step = next(done)
         if progress:
-            progress(f"{contract.source}: {path.name}", i, len(files))
-        sha = file_sha256(path)
-        if sha in lake.known_hashes():
-            reports.append(FileReport(source=contract.source, file=str(path), status="skipped"))
-            continue
-        reports.append(ingest_file(lake, contract, path, settings=settings, now=now, sha=sha, fx=fx))
+            progress(path.name, step, len(files))
+
+    for _, group in groupby(files, key=lambda cp: cp[0].source):
+        pairs = list(group)
+        contract = pairs[0][0]
+        reports += _ingest_source(
+            lake, contract, [p for _, p in pairs], settings=settings, now=now, fx=fx, progress=tick
+        )
         if contract.source == "fx_rates":
             fx = _fx(lake)
     if progress:

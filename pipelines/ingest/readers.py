@@ -1,13 +1,16 @@
-"""Load one raw file into DuckDB as table ``raw`` (all VARCHAR, named after the contract's fields,
-with a 1-based ``_row``); JSON sources also get ``_malformed`` and a ``products`` table.
+"""Load one raw file into DuckDB as ``raw`` (all VARCHAR, named after the contract's fields,
+with a 1-based ``_row``): a table for CSV, a view over the parsing reader for JSON lines (which
+also get ``_malformed``, ``_products`` and, after validation, a ``products`` table).
 Whole-file problems raise :class:`SourceFileError`."""
 
 from __future__ import annotations
 
 import json
+import mmap
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
@@ -102,50 +105,165 @@ def _duckdb_type(node: object) -> str:
     return str(node)
 
 
-def load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) -> int:
-    """Create ``raw`` (declared JSON paths as strings) and ``products`` (one row per element of
-    the contract's products array) from a JSON-lines file; returns the line count.
+class LineIndex:
+    """The lines of a JSON-lines file (ending at ``\\n``; an ``\\r`` before it is dropped): their
+    count, and the text of a few of them without reading them all. Invalid UTF-8 is reported when
+    such a line is fetched (DuckDB's reader already rejects the line as malformed JSON)."""
 
-    DuckDB's parallel NDJSON reader parses the file once against the contract's structure (every
-    leaf VARCHAR); unparseable lines come back as NULL rows in place, so rows stay aligned with
-    the lines, whose validity is checked separately (``_malformed``: not a JSON object)."""
-    lines = _read_lines(path)
-    lines = lines.append_column(ROW, pa.array(range(1, lines.num_rows + 1), type=pa.int64()))
-    con.register("lines", lines)  # stays registered: quarantine keeps the raw line
-    structure = json_structure(contract)
-    columns = "{" + ", ".join(f"'{k}': '{_duckdb_type(v)}'" for k, v in structure.items()) + "}"
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE parsed AS
-            SELECT * FROM read_json('{path.as_posix()}', format = 'newline_delimited', ignore_errors = true,
-                                    columns = {columns}, maximum_object_size = 67108864)"""
-    )
-    parsed_rows = con.execute("SELECT count(*) FROM parsed").fetchall()[0][0]
-    if parsed_rows != lines.num_rows:  # blank lines shift rows: parse line by line instead
-        con.execute("DROP TABLE parsed")
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE parsed AS
-                SELECT UNNEST(CASE WHEN json_valid(line) THEN json_transform(line, '{json.dumps(structure)}') END)
-                FROM lines ORDER BY {ROW}"""
+    CHUNK = 1 << 24
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.count, last = 0, b"\n"
+        try:
+            with open(path, "rb") as fh:
+                while chunk := fh.read(self.CHUNK):
+                    self.count += chunk.count(b"\n")
+                    last = chunk[-1:]
+        except OSError as exc:
+            raise self._error(exc) from exc
+        self.count += last != b"\n"
+        self._bounds: tuple[np.ndarray, np.ndarray] | None = None
+        self.in_place = True  # rows of ``raw`` parsed in place (not line by line)
+
+    def _error(self, exc: Exception) -> SourceFileError:
+        return SourceFileError(
+            self.path, f"cannot be read as JSON lines ({exc})", fix="write one UTF-8 JSON object per line"
         )
+
+    def table(self, rows: list[int]) -> pa.Table:
+        """``(_row, line)`` for the given 1-based line numbers."""
+        texts = []
+        if rows:
+            with open(self.path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                if self._bounds is None:
+                    nl = np.frombuffer(data, dtype=np.uint8)
+                    ends = np.concatenate(
+                        [
+                            np.flatnonzero(nl[i : i + self.CHUNK] == 10) + i
+                            for i in range(0, len(nl), self.CHUNK)
+                        ]
+                    )
+                    del nl
+                    ends = ends if ends.size == self.count else np.append(ends, len(data))
+                    self._bounds = (np.concatenate(([0], ends[:-1] + 1)), ends)
+                starts, ends = self._bounds
+                for row in rows:
+                    raw = data[int(starts[row - 1]) : int(ends[row - 1])]
+                    try:
+                        texts.append((raw[:-1] if raw.endswith(b"\r") else raw).decode())
+                    except UnicodeDecodeError as exc:
+                        raise self._error(exc) from exc
+        return pa.table({ROW: pa.array(rows, type=pa.int64()), "line": pa.array(texts, type=pa.string())})
+
+
+def _columns(contract: Contract) -> str:
+    structure = json_structure(contract)
+    return "{" + ", ".join(f"'{k}': '{_duckdb_type(v)}'" for k, v in structure.items()) + "}"
+
+
+def _projection(contract: Contract) -> tuple[str, str]:
+    """(field columns, products list) selected from a parsed record ``p``."""
     select = ", ".join(f'p{_accessor(f.path or "$." + f.name)} AS "{f.name}"' for f in contract.fields)
     products = contract.extra.get("products_path")
-    items = f"p{_accessor(products)}" if products else "NULL"
+    return select, (f"p{_accessor(products)}" if products else "NULL")
+
+
+def register_lines(con: duckdb.DuckDBPyConnection, index: LineIndex, rows: list[int]) -> None:
+    """Table ``lines(_row, line)`` with the raw text of the given lines (for quarantine records)."""
+    con.register("lines_arrow", index.table(sorted(set(rows))))
+    con.execute("CREATE OR REPLACE TEMP TABLE lines AS SELECT * FROM lines_arrow")
+    con.unregister("lines_arrow")
+
+
+def load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) -> LineIndex:
+    """Make ``raw`` (declared JSON paths as strings, ``_malformed``, ``_products``) readable from a
+    JSON-lines file, plus a small table ``raw_keys`` (``_row``, unique key, e-mail fields); returns
+    the file's line index (``.count`` lines).
+
+    ``raw`` is a view: DuckDB's NDJSON reader parses the file against the contract's structure
+    (every leaf VARCHAR) while validation reads it, so it is never materialized. An unparseable
+    line comes back as an all-NULL row in place; :func:`mark_malformed` checks those lines after
+    validation. If rows do not line up with the lines (blank lines), every line is parsed on its
+    own into a table instead (``index.in_place`` is then False)."""
+    index = LineIndex(path)
+    select, items = _projection(contract)
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE raw AS
-            SELECT l.{ROW}, NOT l.ok AS _malformed, {select}, CASE WHEN l.ok THEN {items} END AS _products
-            FROM (SELECT * FROM parsed) p POSITIONAL JOIN
-                 (SELECT {ROW}, json_valid(line) AND starts_with(ltrim(line), '{{') AS ok FROM lines) l"""
+        f"""CREATE OR REPLACE TEMP VIEW raw AS
+            SELECT row_number() OVER () AS {ROW}, FALSE AS _malformed, {select}, {items} AS _products
+            FROM read_json('{path.as_posix()}', format = 'newline_delimited', ignore_errors = true,
+                           columns = {_columns(contract)}, maximum_object_size = 67108864) p"""
     )
-    con.execute("DROP TABLE parsed")
-    fields = ", ".join(f"item.{k} AS {k}" for k in PRODUCT_KEYS)
-    if products:
+    keys = [f'"{f.name}"' for f in contract.fields if f.name == contract.unique or f.kind == "email"]
+    key_sql = f"CREATE OR REPLACE TEMP TABLE raw_keys AS SELECT {', '.join([ROW, *keys])} FROM raw"
+    con.execute(key_sql)
+    if con.execute("SELECT count(*) FROM raw_keys").fetchall()[0][0] != index.count:
+        con.execute("DROP VIEW raw")
+        _parse_line_by_line(con, path, contract)
+        con.execute(key_sql)
+        index.in_place = False
+    return index
+
+
+def mark_malformed(con: duckdb.DuckDBPyConnection, index: LineIndex, contract: Contract) -> None:
+    """In the validated table ``v``, give reason ``malformed_json`` to the rows parsed as all-NULL
+    whose line is not a JSON object (the first check, so it replaces any other reason)."""
+    empty = " AND ".join(f"v_{f.name} IS NULL" for f in contract.fields) + " AND _products IS NULL"
+    suspects = [r for (r,) in con.execute(f"SELECT {ROW} FROM v WHERE {empty} AND NOT _malformed").fetchall()]
+    if suspects:
+        register_lines(con, index, suspects)
+        con.execute(
+            f"""UPDATE v SET _malformed = TRUE, _reason = 'malformed_json', _field = 'line'
+                FROM lines l WHERE v.{ROW} = l.{ROW}
+                AND NOT (json_valid(l.line) AND starts_with(ltrim(l.line), '{{'))"""
+        )
+
+
+def load_products(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
+    """``products``: one row per element of the contract's products array in ``v``."""
+    if contract.extra.get("products_path"):
+        fields = ", ".join(f"item.{k} AS {k}" for k in PRODUCT_KEYS)
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE products AS
                 SELECT {ROW}, line_number, {fields}
                 FROM (SELECT {ROW}, unnest(_products) AS item, generate_subscripts(_products, 1) AS line_number
-                      FROM raw WHERE len(_products) > 0)"""
+                      FROM v WHERE len(_products) > 0)"""
         )
-    return lines.num_rows
+
+
+def load_rejected(
+    con: duckdb.DuckDBPyConnection, index: LineIndex, contract: Contract, rows: list[int]
+) -> None:
+    """``lines`` with the text of the rejected ``rows``; when ``raw`` is the in-place view, it is
+    replaced by those lines parsed one by one (the quarantine keeps their raw field values)."""
+    register_lines(con, index, rows)
+    if index.in_place:
+        select, _ = _projection(contract)
+        structure = json.dumps(json_structure(contract))
+        con.execute("DROP VIEW raw")
+        con.execute(
+            f"""CREATE TEMP TABLE raw AS
+                SELECT {ROW}, {select}
+                FROM (SELECT {ROW}, CASE WHEN json_valid(line) AND starts_with(ltrim(line), '{{')
+                                         THEN json_transform(line, '{structure}') END AS p FROM lines)"""
+        )
+
+
+def _parse_line_by_line(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) -> None:
+    lines = _read_lines(path)
+    lines = lines.append_column(ROW, pa.array(range(1, lines.num_rows + 1), type=pa.int64()))
+    con.register("lines_arrow", lines)
+    con.execute("CREATE OR REPLACE TEMP TABLE lines AS SELECT * FROM lines_arrow")
+    con.unregister("lines_arrow")
+    structure = json.dumps(json_structure(contract))
+    select, items = _projection(contract)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE raw AS
+            SELECT {ROW}, NOT ok AS _malformed, {select}, CASE WHEN ok THEN {items} END AS _products
+            FROM (SELECT {ROW}, ok, CASE WHEN ok THEN json_transform(line, '{structure}') END AS p
+                  FROM (SELECT {ROW}, line, json_valid(line) AND starts_with(ltrim(line), '{{') AS ok FROM lines))
+            ORDER BY {ROW}"""
+    )
 
 
 def _accessor(path: str) -> str:

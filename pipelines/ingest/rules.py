@@ -10,6 +10,9 @@ Timestamp rules (DuckDB ICU semantics, tested in tests/test_standardize.py):
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import duckdb
 import pandas as pd
 import pyarrow as pa
@@ -42,18 +45,52 @@ def _distinct(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
     return con.sql(sql).df()
 
 
-def register_email_map(con: duckdb.DuckDBPyConnection, exprs: list[str]) -> None:
-    """``email_map(raw, email, valid)`` for every distinct trimmed raw e-mail in ``raw``."""
+#: Lookup results per distinct input, kept across files (the rules are pure functions of it).
+_CACHE: dict[str, tuple[dict[tuple, tuple], pd.Series]] = {}
+_CACHE_MAX = 4_000_000
+_LOCK = threading.Lock()
+
+
+def _cached(name: str, frame: pd.DataFrame, build: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame:
+    """``build(frame)``, computed only for input rows not seen before under ``name``."""
+    keys = list(frame.columns)
+    with _LOCK:
+        memo, dtypes = _CACHE.get(name, ({}, None))
+    inputs = list(zip(*(frame[c].tolist() for c in keys), strict=True)) if keys else []
+    todo = [i for i, key in enumerate(inputs) if key not in memo]
+    fresh: dict[tuple, tuple] = {}
+    if todo or dtypes is None:
+        built = build(frame.iloc[todo].reset_index(drop=True))
+        dtypes = built.dtypes.drop(keys)
+        results = zip(*(built[c].tolist() for c in dtypes.index), strict=True)
+        fresh = dict(zip((inputs[i] for i in todo), results, strict=True))
+        with _LOCK:
+            store = memo if len(memo) + len(fresh) <= _CACHE_MAX else {}
+            store.update(fresh)
+            _CACHE[name] = (store, dtypes)
+    values = [fresh[key] if key in fresh else memo[key] for key in inputs]
+    out = frame.reset_index(drop=True).copy()
+    for j, (col, dtype) in enumerate(dtypes.items()):
+        out[col] = pd.Series([v[j] for v in values], dtype=dtype)
+    return out
+
+
+def register_email_map(con: duckdb.DuckDBPyConnection, exprs: list[str], source: str = "raw") -> None:
+    """``email_map(raw, email, valid)`` for every distinct trimmed raw e-mail in ``source``."""
     union = (
-        " UNION ".join(f"SELECT nullif(trim({e}), '') AS raw FROM raw" for e in exprs)
+        " UNION ".join(f"SELECT nullif(trim({e}), '') AS raw FROM {source}" for e in exprs)
         if exprs
         else "SELECT NULL::VARCHAR AS raw"
     )
     frame = _distinct(con, f"SELECT DISTINCT raw FROM ({union}) WHERE raw IS NOT NULL")
-    raw = frame["raw"].astype(std.STR)
-    email = std.normalize_email(raw)
-    valid = std.is_valid_email(email).fillna(False).astype(bool)
-    _register(con, "email_map", pd.DataFrame({"raw": raw, "email": email, "valid": valid}))
+    frame["raw"] = frame["raw"].astype(std.STR)
+    _register(con, "email_map", _cached("email_map", frame, email_lookup))
+
+
+def email_lookup(frame: pd.DataFrame) -> pd.DataFrame:
+    """raw → email (normalized), valid."""
+    email = std.normalize_email(frame["raw"])
+    return frame.assign(email=email, valid=std.is_valid_email(email).fillna(False).astype(bool))
 
 
 def register_lookup(con: duckdb.DuckDBPyConnection, name: str, sql: str, build) -> None:
@@ -61,7 +98,7 @@ def register_lookup(con: duckdb.DuckDBPyConnection, name: str, sql: str, build) 
     frame = _distinct(con, f"SELECT DISTINCT * FROM ({sql})")
     for col in frame.columns:
         frame[col] = frame[col].astype(std.STR)
-    _register(con, name, build(frame))
+    _register(con, name, _cached(f"{name}:{build.__name__}", frame, build))
 
 
 def _register(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:

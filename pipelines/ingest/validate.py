@@ -18,6 +18,25 @@ def _q(name: str) -> str:
     return f'"{name}"'
 
 
+def _clean_row(cols: list[str]) -> str:
+    """``_clean``: TRUE when trimming cannot change any of ``cols`` in this row: all ASCII, no
+    value empty and none starting or ending with a space (``trim`` strips Unicode space separators
+    only). Checked once per row on the joined values, so most rows skip the per-value ``trim``."""
+    sep, s = "chr(1)", f"concat_ws(chr(1), {', '.join(cols)})"
+    gaps = [f"{sep} || ' '", f"' ' || {sep}", f"{sep} || {sep}"]
+    edges = ["' '", sep]
+    dirty = (
+        [f"contains(_s, {g})" for g in gaps]
+        + [f"starts_with(_s, {e}) OR ends_with(_s, {e})" for e in edges]
+        + ["_s = ''"]
+    )
+    return f"SELECT *, strlen(_s) = length(_s) AND NOT ({' OR '.join(dirty)}) AS _clean FROM (SELECT *, {s} AS _s FROM raw)"
+
+
+def _trimmed(col: str) -> str:
+    return f"CASE WHEN _clean THEN {col} ELSE nullif(trim({col}), '') END"
+
+
 def _cond(f: Field) -> str:
     if f.when is None:
         return "TRUE"
@@ -25,22 +44,22 @@ def _cond(f: Field) -> str:
     return f"(v_{col} = '{value}')"
 
 
-def duplicate_rows_sql(contract: Contract) -> str:
-    """Rows whose unique key already appeared earlier in the file (table ``dup_rows``)."""
+def duplicate_rows_sql(contract: Contract, source: str = "raw") -> str:
+    """Rows of ``source`` whose unique key already appeared earlier in the file (table ``dup_rows``)."""
     if not contract.unique:
         return "SELECT NULL::BIGINT AS _row WHERE FALSE"
     key = f"nullif(trim(\"{contract.unique}\"), '')"
     return f"""SELECT _row FROM (
                  SELECT _row, row_number() OVER (PARTITION BY k ORDER BY _row) AS rn
-                 FROM (SELECT _row, {key} AS k FROM raw)
-                 WHERE k IN (SELECT {key} FROM raw GROUP BY ALL HAVING count(*) > 1))
+                 FROM (SELECT _row, {key} AS k FROM {source})
+                 WHERE k IN (SELECT {key} FROM {source} GROUP BY ALL HAVING count(*) > 1))
                WHERE rn > 1"""
 
 
 def validation_sql(contract: Contract, *, currencies: set[str], now_sql: str) -> str:
     """SQL selecting validated rows from ``raw``. ``now_sql`` is a TIMESTAMPTZ literal: the
     ingestion time plus the future tolerance."""
-    values = [f"nullif(trim(raw.{_q(f.name)}), '') AS v_{f.name}" for f in contract.fields]
+    values = [f"{_trimmed(f'raw.{_q(f.name)}')} AS v_{f.name}" for f in contract.fields]
     parsed: list[str] = []
     checks: list[tuple[str, str, str]] = []  # (condition, reason, field)
     flags: list[str] = []
@@ -84,7 +103,7 @@ def validation_sql(contract: Contract, *, currencies: set[str], now_sql: str) ->
             checks.append((f"({present} AND {v} NOT IN ({listing}))", "invalid_value", f.name))
         elif f.kind == "email":
             joins.append(
-                f"LEFT JOIN email_map em_{f.name} ON em_{f.name}.raw = nullif(trim(raw.{_q(f.name)}), '')"
+                f"LEFT JOIN email_map em_{f.name} ON em_{f.name}.raw = {_trimmed(f'raw.{_q(f.name)}')}"
             )
             parsed.append(f"CASE WHEN em_{f.name}_valid THEN em_{f.name}_email END AS {p}")
             values.append(f"em_{f.name}.email AS em_{f.name}_email, em_{f.name}.valid AS em_{f.name}_valid")
@@ -101,8 +120,9 @@ def validation_sql(contract: Contract, *, currencies: set[str], now_sql: str) ->
     which = "CASE " + " ".join(f"WHEN {c} THEN {i + 1}" for i, (c, _, _) in enumerate(checks)) + " END"
     reasons = "[" + ", ".join(f"'{r}'" for _, r, _ in checks) + "]"
     fields = "[" + ", ".join(f"'{n}'" for _, _, n in checks) + "]"
-    malformed = "raw._malformed" if contract.format == "jsonl" else "FALSE AS _malformed"
-    stage1 = f"SELECT raw._row, {malformed}, {', '.join(values)} FROM raw {' '.join(joins)}"
+    malformed = "raw._malformed, raw._products" if contract.format == "jsonl" else "FALSE AS _malformed"
+    clean = _clean_row([_q(f.name) for f in contract.fields])
+    stage1 = f"SELECT raw._row, {malformed}, {', '.join(values)} FROM ({clean}) raw {' '.join(joins)}"
     stage2 = f"SELECT *, {', '.join(parsed) if parsed else 'NULL AS _none'} FROM ({stage1})"
     extra = (", " + ", ".join(flags)) if flags else ""
     stage3 = f"SELECT *, {which} AS _check{extra} FROM ({stage2})"

@@ -1,0 +1,131 @@
+"""Event ingestion's fast paths: files staged in parallel but published one batch per file in
+order, malformed lines found without re-parsing every line, and trimming only where needed."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cip.lake import Lake
+from cip.settings import Settings
+from pipelines.ingest import rules
+from pipelines.ingest.pipeline import run
+
+NOW = datetime(2026, 7, 1, tzinfo=UTC)
+FX = "date,currency,rate_to_base\n2024-01-01,EUR,1.10\n"
+
+
+def _event(i: int, **extra: object) -> dict:
+    return {
+        "type": "page",
+        "messageId": f"m{i}",
+        "timestamp": "2024-01-02T12:00:00Z",
+        "anonymousId": f"a{i}",
+        "name": "Home",
+    } | extra
+
+
+def _write(folder: Path, name: str, lines: list[object]) -> Path:
+    (folder / "events").mkdir(parents=True, exist_ok=True)
+    (folder / "fx_rates.csv").write_text(FX)
+    text = "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n"
+    path = folder / "events" / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _settings(tmp_path: Path, workers: int = 2) -> Settings:
+    return Settings(data_dir=tmp_path / "data", ingest={"workers": workers})
+
+
+def test_parallel_files_publish_one_batch_each_in_order_and_reingest_is_idempotent(tmp_path):
+    raw = tmp_path / "raw"
+    for month in range(1, 6):
+        _write(raw, f"2024-{month:02d}.jsonl", [_event(month * 100 + i) for i in range(month)])
+    _write(raw, "2024-06.jsonl", [_event(100)])  # same bytes as 2024-01.jsonl
+    settings = _settings(tmp_path, workers=3)
+    report = run(settings, raw, now=NOW)
+    lake = Lake(settings.lake_dir)
+    events = [b for b in lake.batches() if b.source == "events"]
+    assert [b.file_name for b in events] == [f"2024-{m:02d}.jsonl" for m in range(1, 6)]
+    assert [b.rows_in for b in events] == [1, 2, 3, 4, 5]
+    assert [f.status for f in report.files if f.source == "events"] == ["ingested"] * 5 + ["skipped"]
+    assert len(lake.read("events")) == 15
+    assert not list((settings.lake_dir / "_staging").iterdir())
+    again = run(settings, raw, now=NOW)
+    assert all(f.status == "skipped" for f in again.files)
+    assert lake.batches() == [*lake.batches()[:1], *events]
+
+
+def test_malformed_lines_are_exact_without_line_by_line_parsing(tmp_path):
+    lines = [
+        _event(1),
+        "{}",  # valid object without fields: missing ids, not malformed
+        "[1, 2]",
+        '{"type": "page", "messageId": "m3"}}garbage',
+        "null",
+        _event(4),
+    ]
+    settings = _settings(tmp_path)
+    report = run(settings, _write(tmp_path / "raw", "2024-01.jsonl", lines).parent.parent, now=NOW)
+    q = Lake(settings.lake_dir).read("quarantine").sort_values("_row")
+    assert q[["_row", "reason"]].values.tolist() == [
+        [2, "missing_required"],
+        [3, "malformed_json"],
+        [4, "malformed_json"],
+        [5, "malformed_json"],
+    ]
+    assert q["record"].tolist() == lines[1:5]
+    events = [f for f in report.files if f.source == "events"][0]
+    assert (events.rows_in, events.rows_accepted) == (6, 2)
+
+
+def test_blank_lines_fall_back_to_line_by_line_parsing(tmp_path):
+    path = _write(tmp_path / "raw", "2024-01.jsonl", [_event(1), "", "{broken", _event(2)])
+    settings = _settings(tmp_path)
+    run(settings, path.parent.parent, now=NOW)
+    q = Lake(settings.lake_dir).read("quarantine").sort_values("_row")
+    assert q[["_row", "reason", "record"]].values.tolist() == [
+        [2, "malformed_json", ""],
+        [3, "malformed_json", "{broken"],
+    ]
+    assert sorted(Lake(settings.lake_dir).read("events")["_row"]) == [1, 4]
+
+
+@pytest.mark.parametrize("pad", [" ", "\u00a0", "\u3000"])
+def test_values_are_trimmed_only_where_needed(tmp_path, pad):
+    lines = [
+        _event(1, name=f"{pad}Home{pad}", traits={"email": f"{pad}Anna@Example.com"}),
+        _event(2, anonymousId=""),  # blank id: falls back to missing userId too
+        _event(3, name="Café", userId="C3"),
+        _event(4, messageId=f"m4{pad}", name="x y"),
+    ]
+    settings = _settings(tmp_path)
+    run(settings, _write(tmp_path / "raw", "2024-01.jsonl", lines).parent.parent, now=NOW)
+    lake = Lake(settings.lake_dir)
+    ev = lake.read("events").set_index("message_id")
+    assert ev.loc["m1", "page_name"] == "Home" and ev.loc["m1", "email"] == "anna@example.com"
+    assert ev.loc["m3", "page_name"] == "Café" and ev.loc["m4", "page_name"] == "x y"
+    q = lake.read("quarantine")
+    assert q[["_row", "reason", "field"]].values.tolist() == [[2, "missing_required", "anonymous_id|user_id"]]
+    assert pd.isna(q["value"].iloc[0]) or q["value"].iloc[0] == ""
+
+
+def test_lookups_run_once_per_distinct_value_across_files():
+    seen: list[str] = []
+
+    def build(frame: pd.DataFrame) -> pd.DataFrame:
+        seen.extend(frame["raw"])
+        return rules.name_lookup(frame)
+
+    first = pd.DataFrame({"raw": pd.array(["josé", "ANNA"], dtype="string[pyarrow]")})
+    second = pd.DataFrame({"raw": pd.array(["ANNA", "o'neil", None], dtype="string[pyarrow]")})
+    name = f"test_names_{id(seen)}"
+    rules._cached(name, first, build)
+    out = rules._cached(name, second, build)
+    assert seen[:2] == ["josé", "ANNA"] and seen[2] == "o'neil" and pd.isna(seen[3]) and len(seen) == 4
+    pd.testing.assert_frame_equal(out, rules.name_lookup(second))
