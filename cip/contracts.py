@@ -10,7 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Kind = Literal["string", "timestamp", "local_timestamp", "amount", "currency", "email", "int", "enum", "date"]
+Kind = Literal[
+    "string",
+    "timestamp",
+    "local_timestamp",
+    "amount",
+    "probability",
+    "currency",
+    "email",
+    "int",
+    "enum",
+    "date",
+]
 
 #: Reason codes written to the quarantine table.
 REASONS: dict[str, str] = {
@@ -19,6 +30,7 @@ REASONS: dict[str, str] = {
     "invalid_timestamp": "the timestamp cannot be parsed",
     "future_timestamp": "the timestamp lies in the future",
     "invalid_amount": "the amount is not a number >= 0",
+    "invalid_probability": "the probability is not a number in (0, 1]",
     "unknown_currency": "the currency has no FX rate",
     "invalid_email": "the e-mail address is malformed",
     "invalid_value": "the value is not one of the allowed values",
@@ -191,7 +203,7 @@ CAMPAIGN_EXPOSURES = Contract(
         Field("campaign_id", required=True),
         Field("crm_id", required=True),
         Field("offer", "enum", required=True, values=OFFERS),
-        Field("assignment_probability", "amount", required=True),
+        Field("assignment_probability", "probability", required=True),
         Field("exposed_at", "timestamp", required=True),
         Field("channel", "enum", required=True, values=("email", "app")),
     ),

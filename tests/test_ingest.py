@@ -120,6 +120,9 @@ anna@example.com,open,,2024-01-01T00:00:00Z
 EXPOSURES = """exposure_id,campaign_id,crm_id,offer,assignment_probability,exposed_at,channel
 X1,K1,C1,discount_10,0.175,2024-01-01T00:00:00Z,email
 X2,K1,,no_offer,0.3,2024-01-01T00:00:00Z,email
+X3,K1,C2,free_shipping,0,2024-01-01T00:00:00Z,email
+X4,K1,C3,double_points,1.5,2024-01-01T00:00:00Z,email
+X5,K1,C4,no_offer,1,2024-01-01T00:00:00Z,email
 """
 
 
@@ -168,6 +171,7 @@ def test_every_row_reconciles_and_reasons_are_exact(world):
         ("email_events", "invalid_email"): 1,
         ("email_events", "missing_required"): 1,
         ("campaign_exposures", "missing_required"): 1,
+        ("campaign_exposures", "invalid_probability"): 2,  # 0 and 1.5; 1 is a valid probability
     }
     # quarantine names file, row and field, and keeps the raw record
     bad_json = q[q.reason == "malformed_json"].iloc[0]

@@ -89,6 +89,11 @@ def validation_sql(contract: Contract, *, currencies: set[str], now_sql: str) ->
         elif f.kind == "amount":
             parsed.append(f"{rules.amount(v)} AS {p}")
             checks.append((f"({present} AND coalesce({p} < 0, TRUE))", "invalid_amount", f.name))
+        elif f.kind == "probability":  # e.g. a randomizer's logged assignment probability
+            parsed.append(f"{rules.amount(v)} AS {p}")
+            checks.append(
+                (f"({present} AND NOT coalesce({p} > 0 AND {p} <= 1, FALSE))", "invalid_probability", f.name)
+            )
         elif f.kind == "int":
             parsed.append(f"try_cast({v} AS DOUBLE) AS {p}")
             checks.append(
