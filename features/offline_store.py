@@ -27,6 +27,8 @@ path still answers:
 from __future__ import annotations
 
 import glob
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -186,18 +188,36 @@ def gather(
     path: str, files: dict[int, str], fi: np.ndarray, rows: np.ndarray, columns: list[str]
 ) -> pa.Table:
     """The source rows (file index ``fi``, row number ``rows``; -1: none) in the given order, NULLs
-    where none. Reads only the files some row points at; one positional take, no join."""
-    used = np.unique(fi[fi >= 0]).tolist()
-    if not used:  # nothing matched: typed NULLs
-        schema = pq.read_schema(sorted(glob.glob(path))[0])
-        return pa.table({c: pa.nulls(len(fi), schema.field(c).type) for c in columns})
-    tables = [pq.read_table(files[k], columns=columns) for k in used]
-    offsets = np.zeros(max(used) + 1, dtype=np.int64)
-    offsets[used] = np.cumsum([0] + [t.num_rows for t in tables[:-1]])
-    hit = fi >= 0
-    index = np.where(hit, offsets[np.where(hit, fi, 0)] + rows, 0)
-    stacked = pa.concat_tables(tables).combine_chunks()
-    return stacked.take(pa.array(index, mask=~hit))
+    where none.
+
+    Reads only the files some row points at, one at a time, and takes rows by position (no join):
+    a sequential take per file, then one permutation of the gathered rows into the given order.
+    Memory stays near one file plus the result."""
+    schema = pq.read_schema(sorted(glob.glob(path))[0])
+    pieces, positions = [], []
+    for k in np.unique(fi[fi >= 0]).tolist():
+        at = np.flatnonzero(fi == k)
+        at = at[np.argsort(rows[at], kind="stable")]
+        table = pq.read_table(files[k], columns=columns)
+        pieces.append(table.take(pa.array(rows[at])).combine_chunks())
+        positions.append(at)
+        del table
+    missing = np.flatnonzero(fi < 0)
+    if len(missing):
+        types = pieces[0].schema if pieces else pa.schema([schema.field(c) for c in columns])
+        pieces.append(pa.table({f.name: pa.nulls(len(missing), f.type) for f in types}, schema=types))
+        positions.append(missing)
+    stacked = pa.concat_tables(pieces).combine_chunks()
+    inverse = np.empty(len(fi), dtype=np.int64)
+    inverse[np.concatenate(positions)] = np.arange(len(fi))
+    return _take(stacked, pa.array(inverse))
+
+
+def _take(table: pa.Table, indices: pa.Array) -> pa.Table:
+    """``table.take(indices)`` with the columns spread over the cores (Arrow releases the GIL)."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        columns = list(pool.map(lambda c: c.take(indices), table.columns))
+    return pa.Table.from_arrays(columns, schema=table.schema)
 
 
 class AsofRetrievalJob(RetrievalJob):
