@@ -235,11 +235,20 @@ def _print_result(result: object, title: str) -> None:
         items = {"result": result}
 
     def short(v: object) -> str:
+        if isinstance(v, float):
+            return f"{v:,.2f}"
         if isinstance(v, list | tuple) and len(v) > 4:
             return f"{len(v)} items: {v[0]} … {v[-1]}"
         return str(v)
 
-    print_frame(pd.DataFrame({"item": list(items), "value": [short(v) for v in items.values()]}), title=title)
+    # lists of records (e.g. one row per feature view) get a table of their own
+    nested = {
+        k: v for k, v in items.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
+    }
+    flat = {k: v for k, v in items.items() if k not in nested}
+    print_frame(pd.DataFrame({"item": list(flat), "value": [short(v) for v in flat.values()]}), title=title)
+    for key, rows in nested.items():
+        print_frame(pd.DataFrame(rows).round(2), title=f"{title}: {key}")
 
 
 @features_app.command("build")

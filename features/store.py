@@ -39,6 +39,7 @@ class CipFeatureStore:
     def __init__(self, settings: Any, config: FeatureConfig | None = None) -> None:
         from feast import FeatureStore
 
+        _quiet_feast()
         self.settings = settings
         self.config = config or feature_config(settings)
         self.data_dir = feature_data_dir(settings)
@@ -184,6 +185,16 @@ class CipFeatureStore:
         df = pd.DataFrame(rows)
         self.feast.push(cat.PUSH_SOURCE, df, to=PushMode.ONLINE)
         return df
+
+
+def _quiet_feast() -> None:
+    """Hide Feast's "experimental" notices for the stream and on-demand views CIP declares on
+    purpose. Feast's modules put ``simplefilter("once", RuntimeWarning)`` first when imported, so
+    this runs after the import."""
+    import warnings
+
+    for text in ("Stream feature views are experimental", "On demand feature view is an experimental"):
+        warnings.filterwarnings("ignore", message=text, category=RuntimeWarning)
 
 
 def _utc(t: Any) -> pd.Timestamp | None:
