@@ -143,3 +143,21 @@ def test_a_new_registry_is_picked_up(store, ids):
     store.feast.refresh_registry()
     after = _check(store, store.service("clv_v1"), rows).to_dict()
     assert after == before
+
+
+def test_concurrent_reads_agree(store, ids):
+    """A serving process reads from several threads at once: answers stay per-request exact."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    svc = store.service("churn_v1")
+    want = {c: _check(store, svc, [{cat.JOIN_KEY: c, cat.REQUEST_TS: NOW}]).to_dict() for c in ids[:20]}
+
+    def read(i: int) -> bool:
+        c = ids[i % 20]
+        got = store.feast.get_online_features(
+            features=svc, entity_rows=[{cat.JOIN_KEY: c, cat.REQUEST_TS: NOW}]
+        )
+        return got.to_dict() == want[c]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert all(pool.map(read, range(800)))
