@@ -204,7 +204,9 @@ def test_explain_pair_labels_levels():
 # ------------------------------------------------------------------ configuration
 def test_default_crm_config():
     config = default_crm_config()
-    assert list(config.comparisons) == [*STANDARD_ROLES, "phone", "email_key"]
+    # postcode blocks but is not compared: with street and city it would count one address twice
+    assert list(config.comparisons) == [r for r in STANDARD_ROLES if r != "postcode"] + ["phone", "email_key"]
+    assert ["last_name", "postcode"] in config.blocking_rules
     assert config.effective_veto_roles == ["birth_date", "phone"]
     assert config.link_type == "dedupe_only" and config.match_threshold == 0.9
     assert ["birth_date"] in config.blocking_rules
