@@ -1,8 +1,8 @@
 """CIP's SQLite online store: Feast's ``SqliteOnlineStore`` with a lean read path for serving.
 
-Selected in ``feature_store.yaml`` as ``type: features.online_store.CipSqliteOnlineStore``. Writes,
-table management and every other method are Feast's own; only ``get_online_features`` is
-overridden.
+Selected in ``feature_store.yaml`` as ``type: features.online_store.CipSqliteOnlineStore``. Writes
+and every other method are Feast's own. Two methods are overridden: ``get_online_features``, and
+``update``, which drops an index Feast creates that the primary key makes redundant.
 
 Feast's generic read spends most of its time outside SQLite:
 
@@ -92,6 +92,29 @@ class CipSqliteOnlineStore(SqliteOnlineStore):
         self._plans: dict[tuple, _Plan | None] = {}
         self._plans_registry_ts: Any = None
         self._read_conn: sqlite3.Connection | None = None
+
+    def update(
+        self,
+        config: Any,
+        tables_to_delete: Any,
+        tables_to_keep: Any,
+        entities_to_delete: Any,
+        entities_to_keep: Any,
+        partial: bool,
+    ) -> None:
+        """Feast's tables, without Feast's extra ``entity_key`` index: the primary key
+        ``(entity_key, feature_name)`` already serves every lookup by entity. Without it the file is
+        a quarter smaller (1.16 → 0.86 GB at 100k customers) and bulk loads write one index less."""
+        super().update(
+            config, tables_to_delete, tables_to_keep, entities_to_delete, entities_to_keep, partial
+        )
+        conn = self._get_conn(config)
+        versioning = config.registry.enable_online_feature_view_versioning
+        for table in tables_to_keep:
+            conn.execute(
+                f"DROP INDEX IF EXISTS {_quote_id(_table_id(config.project, table, versioning) + '_ek')}"
+            )
+        conn.commit()
 
     def _reader(self, config: Any) -> sqlite3.Connection:
         """A read connection without type detection (timestamps are parsed once per view, not per row)."""

@@ -161,3 +161,17 @@ def test_concurrent_reads_agree(store, ids):
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert all(pool.map(read, range(800)))
+
+
+def test_no_redundant_entity_key_index(store):
+    """Feast's extra ``entity_key`` index is dropped; reads use the primary key."""
+    import sqlite3
+
+    with sqlite3.connect(store.data_dir / "online.db") as con:
+        names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")]
+        plan = con.execute(
+            f'EXPLAIN QUERY PLAN SELECT value FROM "{cat.PROJECT}_{cat.BATCH_VIEWS[0].name}" WHERE entity_key = ?',
+            (b"x",),
+        ).fetchall()
+    assert names and not [n for n in names if n.endswith("_ek")]
+    assert "USING INDEX sqlite_autoindex" in str(plan)
