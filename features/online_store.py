@@ -104,7 +104,7 @@ class CipSqliteOnlineStore(SqliteOnlineStore):
     ) -> None:
         """Feast's tables, without Feast's extra ``entity_key`` index: the primary key
         ``(entity_key, feature_name)`` already serves every lookup by entity. Without it the file is
-        a quarter smaller (1.16 → 0.86 GB at 100k customers) and bulk loads write one index less."""
+        about a quarter smaller (0.91 vs 1.26 GB at 100k customers, 9.2 vs 12 GB at 1M)."""
         super().update(
             config, tables_to_delete, tables_to_keep, entities_to_delete, entities_to_keep, partial
         )
