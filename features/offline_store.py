@@ -70,7 +70,8 @@ class _ViewJoin:
 
 
 class CipDuckDBOfflineStore(DuckDBOfflineStore):
-    """DuckDB offline store whose point-in-time join is one ASOF join per feature view."""
+    """DuckDB offline store whose point-in-time join is one ASOF join per source (views sharing a
+    source share it)."""
 
     @staticmethod
     def get_historical_features(
@@ -126,7 +127,10 @@ def _plan(
     joins = []
     for fv in feature_views:
         src = fv.batch_source
-        if not isinstance(src, FileSource) or not isinstance(src.file_format, ParquetFormat | type(None)):
+        if not isinstance(src, FileSource):
+            return None
+        parquet = isinstance(src.file_format, ParquetFormat)
+        if not (parquet or (src.file_format is None and src.path.endswith(".parquet"))):
             return None
         if src.field_mapping or src.created_timestamp_column or fv.projection.join_key_map:
             return None
