@@ -35,6 +35,10 @@ class IngestConfig(BaseModel):
     )
     currencies: tuple[str, ...] = ("USD", "EUR", "GBP", "CAD")
     default_country: str = "US"
+    one_pass: bool = Field(
+        True,
+        description="Parse event files once and finish them in Arrow (false: the generic validate-then-standardize path).",
+    )
     workers: int = Field(
         0,
         description="Files of one source ingested at once (0: one per CPU core); publishing stays in file order.",

@@ -125,7 +125,7 @@ def test_lookups_run_once_per_distinct_value_across_files():
     first = pd.DataFrame({"raw": pd.array(["josé", "ANNA"], dtype="string[pyarrow]")})
     second = pd.DataFrame({"raw": pd.array(["ANNA", "o'neil", None], dtype="string[pyarrow]")})
     name = f"test_names_{id(seen)}"
-    rules._cached(name, first, build)
-    out = rules._cached(name, second, build)
+    rules.cached_lookup(name, first, build)
+    out = rules.cached_lookup(name, second, build)
     assert seen[:2] == ["josé", "ANNA"] and seen[2] == "o'neil" and pd.isna(seen[3]) and len(seen) == 4
     pd.testing.assert_frame_equal(out, rules.name_lookup(second))

@@ -212,12 +212,20 @@ def test_to_base_currency_uses_latest_rate_on_or_before_date():
     rules.register_fx(con, fx, "USD")
     rows = pd.DataFrame(
         {
-            "amount": [10.0] * 6,
-            "currency": ["EUR", "EUR", "EUR", "USD", "GBP", "JPY"],
+            "amount": [10.0] * 7,
+            "currency": ["EUR", "EUR", "EUR", "USD", "GBP", "JPY", "EUR"],
             "d": pd.to_datetime(
-                ["2024-01-02", "2024-01-03", "2023-12-01", "2024-01-05", "2024-01-02", "2024-01-02"]
+                [
+                    "2024-01-02",
+                    "2024-01-03",
+                    "2023-12-01",
+                    "2024-01-05",
+                    "2024-01-02",
+                    "2024-01-02",
+                    "2025-06-30",
+                ]
             ).date,
-            "i": range(6),
+            "i": range(7),
         }
     )
     con.register("t", rows)
@@ -226,5 +234,5 @@ def test_to_base_currency_uses_latest_rate_on_or_before_date():
         None if v is None else round(v, 6)
         for (v,) in con.execute(f"SELECT {expr} FROM t {joins} ORDER BY t.i").fetchall()
     ]
-    # before the first rate → earliest known rate; USD → 1; no rate at all → NULL
-    assert got == [11.0, 12.0, 11.0, 10.0, 12.5, None]
+    # before the first rate → earliest known rate; after the last → the last; USD → 1; no rate → NULL
+    assert got == [11.0, 12.0, 11.0, 10.0, 12.5, None, 12.0]

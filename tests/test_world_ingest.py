@@ -8,8 +8,11 @@ import pandas as pd
 import pytest
 
 from cip.lake import Lake
+from cip.settings import Settings
 from pipelines.generate.messy import malformed_email
 from pipelines.ingest import standardize as std
+from pipelines.ingest.pipeline import run
+from tests.conftest import INGEST_NOW
 
 
 def test_quarantine_matches_planted_errors_exactly(ingested_world):
@@ -49,3 +52,27 @@ def test_planted_malformed_emails_are_invalid(domain, kind):
     bad = malformed_email(f"anna.smith@{domain}", kind)
     normalized = std.normalize_email(pd.Series([bad], dtype=std.STR))
     assert not bool(std.is_valid_email(normalized).fillna(False).iloc[0]), bad
+
+
+def test_one_pass_events_match_the_generic_path_on_the_world(ingested_world, tmp_path):
+    """The generated world's event files, ingested by the generic path, give the same tables."""
+    from tests.test_ingest_stream import assert_same_tables
+
+    settings, _ = ingested_world
+    raw = tmp_path / "raw"
+    (raw / "events").mkdir(parents=True)
+    (raw / "fx_rates.csv").symlink_to(settings.raw_dir / "fx_rates.csv")
+    for path in sorted((settings.raw_dir / "events").glob("*.jsonl")):
+        (raw / "events" / path.name).symlink_to(path)
+    generic = Settings(data_dir=tmp_path / "generic", ingest={"one_pass": False})
+    run(generic, raw, now=INGEST_NOW)
+    one, other = Lake(settings.lake_dir), Lake(generic.lake_dir)
+    assert_same_tables(one, other, ["events", "order_lines"])
+    quarantined = [
+        q[q["source"] == "events"].sort_values(["source_file", "_row"]).reset_index(drop=True)
+        for q in (one.read("quarantine"), other.read("quarantine"))
+    ]
+    pd.testing.assert_frame_equal(
+        quarantined[0].drop(columns="ingested_at"), quarantined[1].drop(columns="ingested_at")
+    )
+    assert len(quarantined[0]) > 0

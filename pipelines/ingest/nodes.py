@@ -5,10 +5,11 @@ lookup tables built from the Python rules over distinct values. Each node return
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 
+from cip.contracts import EVENTS
 from pipelines.ingest import rules
 
 
@@ -18,7 +19,49 @@ class Context:
     default_country: str
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """A column finished after the one-pass query: the query leaves the trimmed raw value of
+    ``source`` in ``column``; ``build`` (a ``rules`` builder, cached under ``cache``) maps each
+    distinct value to its ``value`` output. ``kind="email"`` also fills ``<column>_invalid``."""
+
+    column: str
+    source: str
+    build: Callable
+    cache: str
+    value: str = "value"
+    region: str | None = None  # constant second key of the lookup (phones: the default country)
+    kind: str = "value"
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """A base-currency column filled after the one-pass query, for rows with an amount:
+    ``amount`` in ``currency`` at the UTC date of ``at`` (the rule of :func:`rules.to_base`)."""
+
+    column: str
+    amount: str
+    currency: str
+    at: str
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """A JSON-lines source standardized in one pass (see ``stream.py``). ``main`` selects one row
+    per line from the validation view ``v`` (every row, with ``_reason``, ``_field``, ``_empty``
+    and the items list ``_items``); ``lookups`` finish its columns; each of ``children`` is a
+    SELECT over ``acc`` (accepted rows with items) and ``item_category_map``."""
+
+    table: str
+    main: str
+    lookups: tuple[Lookup, ...] = ()
+    children: dict[str, str] = field(default_factory=dict)
+    conversions: tuple[Conversion, ...] = ()
+    currency_column: str | None = None
+
+
 OK = "(SELECT * FROM v WHERE _reason IS NULL)"
+_EVENT_FIELDS = [f.name for f in EVENTS.fields]
 
 
 def _names(con: duckdb.DuckDBPyConnection, cols: list[str]) -> None:
@@ -107,11 +150,53 @@ def pos_transactions(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, 
     }
 
 
+#: The ``events`` table's columns; ``{...}`` are the looked-up ones (joins in the generic path,
+#: raw values finished by lookups in the one-pass path).
+_EVENT_COLUMNS = """
+    o.v_message_id AS message_id, o.v_type AS type, o.v_event AS event, o.p_timestamp AS ts,
+    o.v_anonymous_id AS anonymous_id, o.v_user_id AS user_id, o.v_previous_id AS previous_id,
+    o.v_device_id AS device_id, o.v_device_type AS device_type, lower(o.v_channel) AS channel,
+    o.v_name AS page_name, o.v_page_path AS page_path,
+    {email} AS email, o.v_email AS email_raw, {email_invalid} AS email_invalid,
+    {phone} AS phone_e164, o.v_phone AS phone_raw, {first_name} AS first_name, {last_name} AS last_name,
+    CASE WHEN o._is_order THEN o.v_order_id END AS order_id,
+    CASE WHEN o._is_order THEN o.p_revenue END AS revenue,
+    CASE WHEN o._is_order THEN o.p_currency END AS currency,
+    CASE WHEN o._is_order THEN {base} END AS revenue_base,
+    o.v_product_id AS product_id, {category} AS category, o.p_price AS price, o._row"""
+_EVENT_ROWS = "(SELECT *, coalesce(v_event = 'Order Completed', FALSE) AS _is_order, p_timestamp::DATE AS _fx_date FROM {rows}) o"
+#: Order rows with their items, the input of :func:`_order_lines`.
+_ORDERS = """SELECT o.v_order_id AS order_id, o.v_message_id AS message_id, o.p_timestamp AS ts, o.v_user_id AS user_id,
+                    o.v_anonymous_id AS anonymous_id, lower(o.v_channel) AS channel, o.p_currency AS currency,
+                    o._products AS _items, o._row
+             FROM {rows} o WHERE o.v_event = 'Order Completed'"""
+
+
+def _order_lines(orders: str, category_map: str) -> str:
+    """One row per item of each order in ``orders`` (columns as :data:`_ORDERS`)."""
+    base, joins = rules.to_base("l.amount", "l.currency", "l._fx_date", "lr")
+    quantity = "coalesce(try_cast(item.quantity AS BIGINT), 1)"
+    return f"""
+        SELECT l.order_id, l.message_id, l.line_number, l.ts, l.user_id, l.anonymous_id, l.channel, l.product_id,
+               coalesce(c.category, 'unknown') AS category, l.category AS category_raw, l.quantity, l.price, l.currency,
+               l.amount, {base} AS amount_base, l._row
+        FROM (SELECT order_id, message_id, line_number::BIGINT AS line_number, ts, ts::DATE AS _fx_date, user_id,
+                     anonymous_id, channel, item.product_id AS product_id, item.category AS category,
+                     {quantity} AS quantity, try_cast(item.price AS DOUBLE) AS price, currency,
+                     {quantity} * try_cast(item.price AS DOUBLE) AS amount, _row
+              FROM (SELECT *, unnest(_items) AS item, generate_subscripts(_items, 1) AS line_number
+                    FROM ({orders}) WHERE len(_items) > 0)) l
+        {joins}
+        LEFT JOIN {category_map} c ON c.raw = l.category
+        ORDER BY l._row, l.line_number"""
+
+
 def events(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, str]:
     _names(con, ["first_name", "last_name"])
     _categories(
         con,
-        "SELECT v_category AS raw FROM v WHERE v_category IS NOT NULL UNION SELECT category FROM products",
+        """SELECT v_category AS raw FROM v WHERE v_category IS NOT NULL
+           UNION SELECT item.category FROM (SELECT unnest(_products) AS item FROM v WHERE len(_products) > 0)""",
     )
     rules.register_lookup(
         con,
@@ -120,42 +205,69 @@ def events(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, str]:
         rules.phone_lookup,
     )
     base, joins = rules.to_base("o.p_revenue", "o.p_currency", "o._fx_date", "r")
+    columns = _EVENT_COLUMNS.format(
+        email="o.p_email",
+        email_invalid="o.flag_invalid_email",
+        phone="ph.e164",
+        first_name="fn.name",
+        last_name="ln.name",
+        category="c.category",
+        base=base,
+    )
     events_sql = f"""
-        SELECT o.v_message_id AS message_id, o.v_type AS type, o.v_event AS event, o.p_timestamp AS ts,
-               o.v_anonymous_id AS anonymous_id, o.v_user_id AS user_id, o.v_previous_id AS previous_id,
-               o.v_device_id AS device_id, o.v_device_type AS device_type, lower(o.v_channel) AS channel,
-               o.v_name AS page_name, o.v_page_path AS page_path,
-               o.p_email AS email, o.v_email AS email_raw, o.flag_invalid_email AS email_invalid,
-               ph.e164 AS phone_e164, o.v_phone AS phone_raw, fn.name AS first_name, ln.name AS last_name,
-               CASE WHEN o._is_order THEN o.v_order_id END AS order_id,
-               CASE WHEN o._is_order THEN o.p_revenue END AS revenue,
-               CASE WHEN o._is_order THEN o.p_currency END AS currency,
-               CASE WHEN o._is_order THEN {base} END AS revenue_base,
-               o.v_product_id AS product_id, c.category AS category, o.p_price AS price, o._row
-        FROM (SELECT *, coalesce(v_event = 'Order Completed', FALSE) AS _is_order, p_timestamp::DATE AS _fx_date FROM {OK}) o
+        SELECT {columns}
+        FROM {_EVENT_ROWS.format(rows=OK)}
         {joins}
         LEFT JOIN phone_map ph ON ph.raw = o.v_phone
         LEFT JOIN name_map fn ON fn.raw = o.v_first_name
         LEFT JOIN name_map ln ON ln.raw = o.v_last_name
         LEFT JOIN category_map c ON c.raw = o.v_category
         """
-    lbase, ljoins = rules.to_base("l.amount", "l.currency", "l._fx_date", "lr")
-    lines_sql = f"""
-        SELECT l.order_id, l.message_id, l.line_number, l.ts, l.user_id, l.anonymous_id, l.channel, l.product_id,
-               coalesce(c.category, 'unknown') AS category, l.category AS category_raw, l.quantity, l.price, l.currency,
-               l.amount, {lbase} AS amount_base, l._row
-        FROM (SELECT o.v_order_id AS order_id, o.v_message_id AS message_id, p.line_number::BIGINT AS line_number,
-                     o.p_timestamp AS ts, o.p_timestamp::DATE AS _fx_date, o.v_user_id AS user_id,
-                     o.v_anonymous_id AS anonymous_id, lower(o.v_channel) AS channel, p.product_id, p.category,
-                     coalesce(try_cast(p.quantity AS BIGINT), 1) AS quantity, try_cast(p.price AS DOUBLE) AS price,
-                     o.p_currency AS currency, coalesce(try_cast(p.quantity AS BIGINT), 1) * try_cast(p.price AS DOUBLE) AS amount,
-                     o._row
-              FROM products p JOIN {OK} o ON o._row = p._row
-              WHERE o.v_event = 'Order Completed') l
-        {ljoins}
-        LEFT JOIN category_map c ON c.raw = l.category
-        """
-    return {"events": events_sql, "order_lines": lines_sql}
+    return {"events": events_sql, "order_lines": _order_lines(_ORDERS.format(rows=OK), "category_map")}
+
+
+def events_stream(ctx: Context) -> StreamPlan:
+    """``events`` and ``order_lines`` in one pass (see ``stream.py``)."""
+    columns = _EVENT_COLUMNS.format(
+        email="o.v_email",
+        email_invalid="NULL::BOOLEAN",
+        phone="o.v_phone",
+        first_name="o.v_first_name",
+        last_name="o.v_last_name",
+        category="o.v_category",
+        base="NULL::DOUBLE",
+    )
+    empty = " AND ".join(f"o.v_{name} IS NULL" for name in _EVENT_FIELDS) + " AND o._products IS NULL"
+    main = f"""
+        SELECT {columns}, o._reason, o._field,
+               CASE WHEN o._reason IS NOT NULL THEN {empty} END AS _empty,
+               CASE WHEN o._is_order THEN o._products END AS _items
+        FROM {_EVENT_ROWS.format(rows="v")}"""
+    orders = (
+        """SELECT order_id, message_id, ts, user_id, anonymous_id, channel, currency, _items, _row FROM acc"""
+    )
+    names = "name_map:name_lookup"
+    return StreamPlan(
+        table="events",
+        main=main,
+        lookups=(
+            Lookup("email", "email_raw", rules.email_lookup, "email_map", kind="email"),
+            Lookup(
+                "phone_e164",
+                "phone_raw",
+                rules.phone_lookup,
+                "phone_map:phone_lookup",
+                "e164",
+                ctx.default_country,
+            ),
+            Lookup("first_name", "first_name", rules.name_lookup, names, "name"),
+            Lookup("last_name", "last_name", rules.name_lookup, names, "name"),
+            Lookup("category", "category", rules.category_lookup, "category_map:category_lookup", "category"),
+        ),
+        children={"order_lines": _order_lines(orders, "item_category_map")},
+        conversions=(Conversion("revenue_base", "revenue", "currency", "ts"),),
+        currency_column="currency",
+    )
 
 
 def email_events(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, str]:
@@ -172,6 +284,9 @@ def campaign_exposures(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str
                                          p_exposed_at AS exposed_at, v_channel AS channel, _row FROM {OK}"""
     }
 
+
+#: Source name → one-pass plan (JSON-lines sources whose files can take ``stream.py``).
+STREAM_NODES: dict[str, Callable[[Context], StreamPlan]] = {"events": events_stream}
 
 #: Source name → standardization node.
 NODES: dict[str, Callable[[duckdb.DuckDBPyConnection, Context], dict[str, str]]] = {

@@ -19,14 +19,15 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from cip.contracts import CONTRACTS, Contract
 from cip.errors import MissingInputError, SourceFileError
 from cip.lake import BatchRecord, Lake, file_sha256
 from cip.settings import Settings
-from pipelines.ingest import rules
-from pipelines.ingest.nodes import NODES, Context
-from pipelines.ingest.readers import load_csv, load_jsonl, load_products, load_rejected, mark_malformed
+from pipelines.ingest import rules, stream
+from pipelines.ingest.nodes import NODES, STREAM_NODES, Context
+from pipelines.ingest.readers import LineIndex, load_csv, load_jsonl, load_rejected, mark_malformed
 from pipelines.ingest.validate import duplicate_rows_sql, validation_sql
 
 Progress = Callable[[str, int, int], None]
@@ -125,6 +126,128 @@ def _fx(lake: Lake) -> pd.DataFrame:
     return pd.DataFrame(columns=["date", "currency", "rate_to_base"])
 
 
+@dataclass
+class _Staging:
+    """What staging one file needs besides the file: settings-derived values and the paths."""
+
+    contract: Contract
+    path: Path
+    staging: Path
+    batch_id: str
+    now: pd.Timestamp  # ingestion time (UTC)
+    now_literal: str  # TIMESTAMPTZ literal of the ingestion time
+    limit_sql: str  # TIMESTAMPTZ literal: ingestion time + future tolerance
+    known: set[str]  # currencies the settings know
+    convertible: set[str]  # currencies with FX rates (or the base)
+    ctx: Context
+
+    @property
+    def currencies(self) -> set[str]:
+        return self.convertible if self.contract.source != "fx_rates" else self.known
+
+    @property
+    def foreign(self) -> set[str]:
+        return self.known - self.convertible
+
+    def lineage(self) -> str:
+        c = self.contract
+        return (
+            f"{_sql_text(c.source)} AS _source, {_sql_text(self.path.name)} AS _source_file, "
+            f"{_sql_text(self.batch_id)} AS _batch_id, {self.now_literal} AS _ingested_at"
+        )
+
+    def stranded_error(self, count: int) -> SourceFileError:
+        return SourceFileError(
+            self.path,
+            f"has {count:,} amounts in {', '.join(sorted(self.foreign))} but no FX rates for them are ingested",
+            fix="put fx_rates.csv (with those currencies) in the source folder; it is ingested first",
+        )
+
+
+def _stage_generic(
+    con: duckdb.DuckDBPyConnection, job: _Staging, index: LineIndex | None
+) -> tuple[dict[str, int], dict[str, int], dict[str, int], list[int]]:
+    """Validate into a table ``v``, then standardize from it (every source, every file shape).
+    Returns (reasons, flagged, table row counts, rejected rows of a JSON-lines file)."""
+    contract, path = job.contract, job.path
+    keys = "raw"
+    if index is not None:
+        load_jsonl(con, path, contract, index)
+        keys = "raw_keys"
+    rules.register_email_map(con, [f'"{f.name}"' for f in contract.fields if f.kind == "email"], keys)
+    con.execute(f"CREATE TEMP TABLE dup_rows AS {duplicate_rows_sql(contract, keys)}")
+    con.execute(
+        f"CREATE TEMP TABLE v AS {validation_sql(contract, currencies=job.currencies, now_sql=job.limit_sql)}"
+    )
+    if index is not None:
+        mark_malformed(con, index, contract)
+    reasons = dict(
+        con.execute(
+            "SELECT _reason, count(*) FROM v WHERE _reason IS NOT NULL GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    )
+    if job.foreign and reasons.get("unknown_currency"):
+        listing = ", ".join(f"'{c}'" for c in sorted(job.foreign))
+        stranded = sum(
+            con.execute(f"SELECT count(*) FROM v WHERE upper(v_{f.name}) IN ({listing})").fetchall()[0][0]
+            for f in contract.fields
+            if f.kind == "currency"
+        )
+        if stranded:
+            raise job.stranded_error(stranded)
+    flagged = {}
+    for f in contract.fields:
+        if f.kind == "email" and f.on_invalid == "flag":
+            flagged[f"invalid_{f.name}"] = int(
+                con.execute(
+                    f"SELECT count(*) FROM v WHERE _reason IS NULL AND flag_invalid_{f.name}"
+                ).fetchall()[0][0]
+            )
+    tables: dict[str, int] = {}
+    for name, sql in NODES[contract.source](con, job.ctx).items():
+        tables[name] = _copy(
+            con,
+            f"SELECT *, {job.lineage()} FROM ({sql})",
+            job.staging / "tables" / name / f"{job.batch_id}.parquet",
+        )
+    rejected = []
+    if index is not None and reasons:
+        rejected = [r for (r,) in con.execute("SELECT _row FROM v WHERE _reason IS NOT NULL").fetchall()]
+    return reasons, flagged, tables, rejected
+
+
+def _stage_one_pass(
+    con: duckdb.DuckDBPyConnection, job: _Staging, index: LineIndex
+) -> tuple[dict[str, int], dict[str, int], dict[str, int], list[int]] | None:
+    """The one-pass path (``stream.py``); None when the file's rows do not line up with its lines."""
+    contract = job.contract
+    plan = STREAM_NODES[contract.source](job.ctx)
+    table = stream.run_main(con, job.path, contract, plan, currencies=job.currencies, now_sql=job.limit_sql)
+    if table.num_rows != index.count:
+        con.execute("DROP VIEW raw")
+        return None
+    lineage = {
+        "_source": pa.array([contract.source]),
+        "_source_file": pa.array([job.path.name]),
+        "_batch_id": pa.array([job.batch_id]),
+        "_ingested_at": pa.array([job.now], type=pa.timestamp("us", tz="UTC")),
+    }
+    result = stream.finish(
+        con,
+        table,
+        index,
+        contract,
+        plan,
+        lineage=lineage,
+        out_dir=job.staging / "tables",
+        batch_id=job.batch_id,
+        foreign=job.foreign,
+    )
+    if result.foreign_rows and result.reasons.get("unknown_currency"):
+        raise job.stranded_error(result.foreign_rows)
+    return result.reasons, result.flagged, result.tables, result.rejected_rows
+
+
 def stage_file(
     contract: Contract,
     path: Path,
@@ -138,85 +261,48 @@ def stage_file(
 ) -> tuple[FileReport, BatchRecord]:
     """Validate and standardize one file into ``staging``; returns its report and manifest record."""
     batch_id = f"{contract.source}-{sha[:16]}"
+    known = set(settings.ingest.currencies)
+    limit = pd.Timestamp(now).tz_convert("UTC") + pd.Timedelta(hours=settings.ingest.future_tolerance_hours)
+    job = _Staging(
+        contract=contract,
+        path=path,
+        staging=staging,
+        batch_id=batch_id,
+        now=pd.Timestamp(now).tz_convert("UTC"),
+        now_literal=f"TIMESTAMPTZ {_sql_text(pd.Timestamp(now).isoformat())}",
+        limit_sql=f"TIMESTAMPTZ {_sql_text(limit.isoformat())}",
+        known=known,
+        convertible={settings.base_currency} | (set(fx["currency"].dropna().str.upper()) & known),
+        ctx=Context(base_currency=settings.base_currency, default_country=settings.ingest.default_country),
+    )
     with duckdb.connect() as con:
         if threads:
             con.execute(f"SET threads = {int(threads)}")
         rules.prepare(con)
-        index = None
-        if contract.format == "jsonl":
-            index = load_jsonl(con, path, contract)
-            rows_in = index.count
-        else:
-            rows_in = load_csv(con, path, contract)
         rules.register_fx(con, fx, settings.base_currency)
-        known = set(settings.ingest.currencies)
-        convertible = {settings.base_currency} | (set(fx["currency"].dropna().str.upper()) & known)
-        keys = "raw" if index is None else "raw_keys"
-        rules.register_email_map(con, [f'"{f.name}"' for f in contract.fields if f.kind == "email"], keys)
-        limit = pd.Timestamp(now).tz_convert("UTC") + pd.Timedelta(
-            hours=settings.ingest.future_tolerance_hours
-        )
-        con.execute(f"CREATE TEMP TABLE dup_rows AS {duplicate_rows_sql(contract, keys)}")
-        currencies = convertible if contract.source != "fx_rates" else known
-        now_sql = f"TIMESTAMPTZ {_sql_text(limit.isoformat())}"
-        con.execute(
-            f"CREATE TEMP TABLE v AS {validation_sql(contract, currencies=currencies, now_sql=now_sql)}"
-        )
-        if index is not None:
-            mark_malformed(con, index, contract)
-            load_products(con, contract)
-        reasons = dict(
-            con.execute(
-                "SELECT _reason, count(*) FROM v WHERE _reason IS NOT NULL GROUP BY 1 ORDER BY 1"
-            ).fetchall()
-        )
-        foreign = [c for c in known - convertible]
-        if foreign and reasons.get("unknown_currency"):
-            cur_fields = [f.name for f in contract.fields if f.kind == "currency"]
-            listing = ", ".join(f"'{c}'" for c in foreign)
-            stranded = sum(
-                con.execute(f"SELECT count(*) FROM v WHERE upper(v_{c}) IN ({listing})").fetchall()[0][0]
-                for c in cur_fields
-            )
-            if stranded:
-                raise SourceFileError(
-                    path,
-                    f"has {stranded:,} amounts in {', '.join(sorted(foreign))} but no FX rates for them are ingested",
-                    fix="put fx_rates.csv (with those currencies) in the source folder; it is ingested first",
-                )
-        flag_cols = [
-            f"flag_invalid_{f.name}" for f in contract.fields if f.kind == "email" and f.on_invalid == "flag"
-        ]
-        flagged = {}
-        for col in flag_cols:
-            flagged[col.removeprefix("flag_")] = int(
-                con.execute(f"SELECT count(*) FROM v WHERE _reason IS NULL AND {col}").fetchall()[0][0]
-            )
+        index = LineIndex(path) if contract.format == "jsonl" else None
+        rows_in = index.count if index is not None else load_csv(con, path, contract)
+        staged = None
+        if (
+            index is not None
+            and settings.ingest.one_pass
+            and contract.source in STREAM_NODES
+            and stream.eligible(contract)
+        ):
+            staged = _stage_one_pass(con, job, index)
+        if staged is None:
+            staged = _stage_generic(con, job, index)
+        reasons, flagged, tables, rejected = staged
         rows_quarantined = sum(reasons.values())
-        rows_accepted = rows_in - rows_quarantined
-        ctx = Context(base_currency=settings.base_currency, default_country=settings.ingest.default_country)
-        selects = NODES[contract.source](con, ctx)
-        now_literal = f"TIMESTAMPTZ {_sql_text(pd.Timestamp(now).isoformat())}"
-        lineage = (
-            f"{_sql_text(contract.source)} AS _source, {_sql_text(path.name)} AS _source_file, "
-            f"{_sql_text(batch_id)} AS _batch_id, {now_literal} AS _ingested_at"
-        )
-        tables: dict[str, int] = {}
-        for name, sql in selects.items():
-            tables[name] = _copy(
-                con,
-                f"SELECT *, {lineage} FROM ({sql})",
-                staging / "tables" / name / f"{batch_id}.parquet",
-            )
         if rows_quarantined:
             if index is not None:
-                bad = con.execute("SELECT _row FROM v WHERE _reason IS NOT NULL").fetchall()
-                load_rejected(con, index, contract, [r for (r,) in bad])
+                load_rejected(con, index, contract, rejected)
             _copy(
                 con,
-                _quarantine_sql(contract, path, batch_id, now_literal),
+                _quarantine_sql(contract, path, batch_id, job.now_literal),
                 staging / "quarantine" / f"{batch_id}.parquet",
             )
+    rows_accepted = rows_in - rows_quarantined
     record = BatchRecord(
         batch_id=batch_id,
         source=contract.source,

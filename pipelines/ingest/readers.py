@@ -1,6 +1,6 @@
 """Load one raw file into DuckDB as ``raw`` (all VARCHAR, named after the contract's fields,
 with a 1-based ``_row``): a table for CSV, a view over the parsing reader for JSON lines (which
-also get ``_malformed``, ``_products`` and, after validation, a ``products`` table).
+also get ``_malformed`` and ``_products``).
 Whole-file problems raise :class:`SourceFileError`."""
 
 from __future__ import annotations
@@ -176,17 +176,16 @@ def register_lines(con: duckdb.DuckDBPyConnection, index: LineIndex, rows: list[
     con.unregister("lines_arrow")
 
 
-def load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) -> LineIndex:
+def load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract, index: LineIndex) -> None:
     """Make ``raw`` (declared JSON paths as strings, ``_malformed``, ``_products``) readable from a
-    JSON-lines file, plus a small table ``raw_keys`` (``_row``, unique key, e-mail fields); returns
-    the file's line index (``.count`` lines).
+    JSON-lines file (lines counted in ``index``), plus a small table ``raw_keys`` (``_row``, unique
+    key, e-mail fields).
 
     ``raw`` is a view: DuckDB's NDJSON reader parses the file against the contract's structure
     (every leaf VARCHAR) while validation reads it, so it is never materialized. An unparseable
     line comes back as an all-NULL row in place; :func:`mark_malformed` checks those lines after
     validation. If rows do not line up with the lines (blank lines), every line is parsed on its
     own into a table instead (``index.in_place`` is then False)."""
-    index = LineIndex(path)
     select, items = _projection(contract)
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW raw AS
@@ -202,7 +201,6 @@ def load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) -
         _parse_line_by_line(con, path, contract)
         con.execute(key_sql)
         index.in_place = False
-    return index
 
 
 def mark_malformed(con: duckdb.DuckDBPyConnection, index: LineIndex, contract: Contract) -> None:
@@ -216,18 +214,6 @@ def mark_malformed(con: duckdb.DuckDBPyConnection, index: LineIndex, contract: C
             f"""UPDATE v SET _malformed = TRUE, _reason = 'malformed_json', _field = 'line'
                 FROM lines l WHERE v.{ROW} = l.{ROW}
                 AND NOT (json_valid(l.line) AND starts_with(ltrim(l.line), '{{'))"""
-        )
-
-
-def load_products(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
-    """``products``: one row per element of the contract's products array in ``v``."""
-    if contract.extra.get("products_path"):
-        fields = ", ".join(f"item.{k} AS {k}" for k in PRODUCT_KEYS)
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE products AS
-                SELECT {ROW}, line_number, {fields}
-                FROM (SELECT {ROW}, unnest(_products) AS item, generate_subscripts(_products, 1) AS line_number
-                      FROM v WHERE len(_products) > 0)"""
         )
 
 

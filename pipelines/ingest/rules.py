@@ -51,7 +51,9 @@ _CACHE_MAX = 4_000_000
 _LOCK = threading.Lock()
 
 
-def _cached(name: str, frame: pd.DataFrame, build: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame:
+def cached_lookup(
+    name: str, frame: pd.DataFrame, build: Callable[[pd.DataFrame], pd.DataFrame]
+) -> pd.DataFrame:
     """``build(frame)``, computed only for input rows not seen before under ``name``."""
     keys = list(frame.columns)
     with _LOCK:
@@ -84,7 +86,7 @@ def register_email_map(con: duckdb.DuckDBPyConnection, exprs: list[str], source:
     )
     frame = _distinct(con, f"SELECT DISTINCT raw FROM ({union}) WHERE raw IS NOT NULL")
     frame["raw"] = frame["raw"].astype(std.STR)
-    _register(con, "email_map", _cached("email_map", frame, email_lookup))
+    _register(con, "email_map", cached_lookup("email_map", frame, email_lookup))
 
 
 def email_lookup(frame: pd.DataFrame) -> pd.DataFrame:
@@ -98,7 +100,7 @@ def register_lookup(con: duckdb.DuckDBPyConnection, name: str, sql: str, build) 
     frame = _distinct(con, f"SELECT DISTINCT * FROM ({sql})")
     for col in frame.columns:
         frame[col] = frame[col].astype(std.STR)
-    _register(con, name, _cached(f"{name}:{build.__name__}", frame, build))
+    _register(con, name, cached_lookup(f"{name}:{build.__name__}", frame, build))
 
 
 def _register(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
@@ -142,27 +144,61 @@ def category_lookup(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(category=[canonical_category(v) if pd.notna(v) else None for v in frame["raw"]])
 
 
-def register_fx(con: duckdb.DuckDBPyConnection, fx: pd.DataFrame, base: str) -> None:
-    """``fx(currency, date, rate)`` plus the base currency at rate 1 on every date, and
-    ``fx_first(currency, rate)`` for dates before the first known rate."""
+def fx_tables(fx: pd.DataFrame, base: str) -> dict[str, pa.Table]:
+    """``fx_daily(currency, date, rate)``: the latest rate on or before each day from a currency's
+    first to its last known rate, and ``fx_edges(currency, first_date, first_rate, last_rate)``
+    for days outside that span. The base currency has rate 1 on every date. Converting is then
+    a plain equality join (an ASOF join over every row costs several times more). Built once
+    per distinct rates table and kept."""
     frame = fx[["date", "currency", "rate_to_base"]].copy()
     frame["date"] = pd.to_datetime(frame["date"]).dt.date
-    _register(con, "fx_raw", frame)
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE fx AS
-            SELECT upper(currency) AS currency, date::DATE AS date, rate_to_base AS rate FROM fx_raw
-            UNION ALL SELECT '{base}', DATE '1900-01-01', 1.0"""
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE fx_first AS SELECT currency, arg_min(rate, date) AS rate FROM fx GROUP BY currency"
-    )
+    key = (base, len(frame), int(pd.util.hash_pandas_object(frame, index=False).sum()))
+    with _LOCK:
+        if key in _FX:
+            return _FX[key]
+    with duckdb.connect() as con:
+        con.register("fx_raw", pa.Table.from_pandas(frame, preserve_index=False))
+        con.execute(
+            f"""CREATE TEMP TABLE fx AS
+                SELECT upper(currency) AS currency, date::DATE AS date, rate_to_base AS rate FROM fx_raw
+                UNION ALL SELECT '{base}', DATE '1900-01-01', 1.0"""
+        )
+        tables = {
+            "fx_edges": con.sql(
+                """SELECT currency, min(date) AS first_date, arg_min(rate, date) AS first_rate,
+                          arg_max(rate, date) AS last_rate
+                   FROM fx GROUP BY currency"""
+            ).to_arrow_table(),
+            "fx_daily": con.sql(
+                """SELECT d.currency, d.date, f.rate
+                   FROM (SELECT currency, unnest(generate_series(min(date), max(date), INTERVAL 1 DAY))::DATE AS date
+                         FROM fx GROUP BY currency) d
+                   ASOF JOIN fx f ON f.currency = d.currency AND f.date <= d.date"""
+            ).to_arrow_table(),
+        }
+    with _LOCK:
+        _FX[key] = tables
+    return tables
 
 
-def to_base(amount_expr: str, currency_expr: str, ts_expr: str, alias: str) -> tuple[str, str]:
+_FX: dict[tuple, dict[str, pa.Table]] = {}
+
+
+def register_fx(con: duckdb.DuckDBPyConnection, fx: pd.DataFrame, base: str) -> None:
+    """Make ``fx_daily`` and ``fx_edges`` (see :func:`fx_tables`) readable in ``con``."""
+    for name, table in fx_tables(fx, base).items():
+        con.register(name, table)
+
+
+def to_base(amount_expr: str, currency_expr: str, date_expr: str, alias: str) -> tuple[str, str]:
     """(select expression, join clauses) converting an amount with the rate of the UTC date:
     the latest rate on or before it, else the earliest known rate."""
     joins = (
-        f"ASOF LEFT JOIN fx {alias} ON {alias}.currency = {currency_expr} AND {alias}.date <= ({ts_expr})::DATE "
-        f"LEFT JOIN fx_first {alias}_f ON {alias}_f.currency = {currency_expr}"
+        f"LEFT JOIN fx_daily {alias} ON {alias}.currency = {currency_expr} AND {alias}.date = ({date_expr})::DATE "
+        f"LEFT JOIN fx_edges {alias}_e ON {alias}_e.currency = {currency_expr}"
     )
-    return f"{amount_expr} * coalesce({alias}.rate, {alias}_f.rate)", joins
+    edge = (
+        f"CASE WHEN ({date_expr})::DATE < {alias}_e.first_date THEN {alias}_e.first_rate "
+        f"ELSE {alias}_e.last_rate END"
+    )
+    return f"{amount_expr} * coalesce({alias}.rate, {edge})", joins

@@ -18,23 +18,14 @@ def _q(name: str) -> str:
     return f'"{name}"'
 
 
-def _clean_row(cols: list[str]) -> str:
-    """``_clean``: TRUE when trimming cannot change any of ``cols`` in this row: all ASCII, no
-    value empty and none starting or ending with a space (``trim`` strips Unicode space separators
-    only). Checked once per row on the joined values, so most rows skip the per-value ``trim``."""
-    sep, s = "chr(1)", f"concat_ws(chr(1), {', '.join(cols)})"
-    gaps = [f"{sep} || ' '", f"' ' || {sep}", f"{sep} || {sep}"]
-    edges = ["' '", sep]
-    dirty = (
-        [f"contains(_s, {g})" for g in gaps]
-        + [f"starts_with(_s, {e}) OR ends_with(_s, {e})" for e in edges]
-        + ["_s = ''"]
-    )
-    return f"SELECT *, strlen(_s) = length(_s) AND NOT ({' OR '.join(dirty)}) AS _clean FROM (SELECT *, {s} AS _s FROM raw)"
-
-
 def _trimmed(col: str) -> str:
-    return f"CASE WHEN _clean THEN {col} ELSE nullif(trim({col}), '') END"
+    """``col`` trimmed, blank → NULL. ``trim`` (it strips Unicode space separators) runs only
+    where it can change something: a value that is empty, starts or ends with a space, or holds
+    non-ASCII characters; the cheap byte tests let most values through untouched."""
+    return (
+        f"CASE WHEN {col} = '' OR starts_with({col}, ' ') OR ends_with({col}, ' ') OR strlen({col}) <> length({col}) "
+        f"THEN nullif(trim({col}), '') ELSE {col} END"
+    )
 
 
 def _cond(f: Field) -> str:
@@ -56,9 +47,10 @@ def duplicate_rows_sql(contract: Contract, source: str = "raw") -> str:
                WHERE rn > 1"""
 
 
-def validation_sql(contract: Contract, *, currencies: set[str], now_sql: str) -> str:
+def validation_sql(contract: Contract, *, currencies: set[str], now_sql: str, deferred: bool = False) -> str:
     """SQL selecting validated rows from ``raw``. ``now_sql`` is a TIMESTAMPTZ literal: the
-    ingestion time plus the future tolerance."""
+    ingestion time plus the future tolerance. ``deferred`` leaves out the checks that need the
+    whole file or a lookup (flag-only e-mails, duplicate keys); the caller applies them after."""
     values = [f"{_trimmed(f'raw.{_q(f.name)}')} AS v_{f.name}" for f in contract.fields]
     parsed: list[str] = []
     checks: list[tuple[str, str, str]] = []  # (condition, reason, field)
@@ -106,6 +98,9 @@ def validation_sql(contract: Contract, *, currencies: set[str], now_sql: str) ->
         elif f.kind == "enum":
             listing = ", ".join(f"'{x}'" for x in f.values or ())
             checks.append((f"({present} AND {v} NOT IN ({listing}))", "invalid_value", f.name))
+        elif f.kind == "email" and deferred:
+            if f.on_invalid != "flag":
+                raise ValueError(f"field {f.name}: only flag-only e-mails can be checked after the query")
         elif f.kind == "email":
             joins.append(
                 f"LEFT JOIN email_map em_{f.name} ON em_{f.name}.raw = {_trimmed(f'raw.{_q(f.name)}')}"
@@ -117,7 +112,7 @@ def validation_sql(contract: Contract, *, currencies: set[str], now_sql: str) ->
                 checks.append((bad, "invalid_email", f.name))
             else:
                 flags.append(f"{bad} AS flag_invalid_{f.name}")
-    if contract.unique:
+    if contract.unique and not deferred:
         key = f"v_{contract.unique}"
         checks.append(
             (f"({key} IS NOT NULL AND _row IN (SELECT _row FROM dup_rows))", "duplicate_key", contract.unique)
@@ -126,8 +121,7 @@ def validation_sql(contract: Contract, *, currencies: set[str], now_sql: str) ->
     reasons = "[" + ", ".join(f"'{r}'" for _, r, _ in checks) + "]"
     fields = "[" + ", ".join(f"'{n}'" for _, _, n in checks) + "]"
     malformed = "raw._malformed, raw._products" if contract.format == "jsonl" else "FALSE AS _malformed"
-    clean = _clean_row([_q(f.name) for f in contract.fields])
-    stage1 = f"SELECT raw._row, {malformed}, {', '.join(values)} FROM ({clean}) raw {' '.join(joins)}"
+    stage1 = f"SELECT raw._row, {malformed}, {', '.join(values)} FROM raw {' '.join(joins)}"
     stage2 = f"SELECT *, {', '.join(parsed) if parsed else 'NULL AS _none'} FROM ({stage1})"
     extra = (", " + ", ".join(flags)) if flags else ""
     stage3 = f"SELECT *, {which} AS _check{extra} FROM ({stage2})"

@@ -1,0 +1,280 @@
+"""Single-pass staging of a JSON-lines file: the fast path for large event files.
+
+The generic path (:func:`pipelines.ingest.pipeline.stage_file`) materializes a validated table
+``v`` and builds lookups before standardizing. Here the file is parsed once: one DuckDB query
+reads, validates and standardizes every line into Arrow, and the rest is finished on that
+result:
+
+1. the checks that need the whole file run on narrow columns: repeated keys, and lines that
+   are not JSON objects (only the few rows that parsed as all-NULL are looked at);
+2. rejected rows are split off (their ``_row``, field and reason feed the quarantine);
+3. lookup columns are mapped through the Python rules, once per distinct value, as Arrow
+   ``index_in`` + ``take``;
+4. child tables (order lines) are built from the accepted rows' item lists;
+5. pyarrow writes the Parquet files.
+
+The outputs are the same tables, rows, columns and types as the generic path's;
+``tests/test_ingest_stream.py`` holds the two paths to that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from cip.contracts import Contract
+from pipelines.ingest import rules
+from pipelines.ingest import standardize as std
+from pipelines.ingest.nodes import Conversion, Lookup, StreamPlan
+from pipelines.ingest.readers import ROW, LineIndex, _columns, _projection, register_lines
+from pipelines.ingest.validate import duplicate_rows_sql, validation_sql
+
+#: String columns with at most this share of distinct values (in a sample) get a dictionary.
+DICTIONARY_RATIO = 0.3
+
+HELPERS = ("_reason", "_field", "_empty", "_items")
+
+
+@dataclass
+class StreamResult:
+    """What the caller needs besides the written files."""
+
+    reasons: dict[str, int]
+    flagged: dict[str, int]
+    tables: dict[str, int]
+    rejected_rows: list[int]
+    foreign_rows: int = 0  # rejected rows in a currency with no ingested FX rates
+
+
+def eligible(contract: Contract) -> bool:
+    """The one-pass path applies to JSON lines whose e-mail checks only flag."""
+    return contract.format == "jsonl" and all(
+        f.on_invalid == "flag" for f in contract.fields if f.kind == "email"
+    )
+
+
+def parse_view(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) -> None:
+    """``raw``: the file's declared JSON paths as strings, one row per line, parsed while read."""
+    select, items = _projection(contract)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP VIEW raw AS
+            SELECT row_number() OVER () AS {ROW}, FALSE AS _malformed, {select}, {items} AS _products
+            FROM read_json('{path.as_posix()}', format = 'newline_delimited', ignore_errors = true,
+                           columns = {_columns(contract)}, maximum_object_size = 67108864) p"""
+    )
+
+
+def run_main(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    contract: Contract,
+    plan: StreamPlan,
+    *,
+    currencies: set[str],
+    now_sql: str,
+) -> pa.Table:
+    """The one full parse: every line validated (row-local checks) and standardized."""
+    parse_view(con, path, contract)
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW v AS {validation_sql(contract, currencies=currencies, now_sql=now_sql, deferred=True)}"
+    )
+    table = con.sql(plan.main).to_arrow_table()
+    con.execute("DROP VIEW v")
+    return table
+
+
+def _whole_file_checks(
+    con: duckdb.DuckDBPyConnection, table: pa.Table, index: LineIndex, contract: Contract
+) -> pa.Table:
+    """Table ``v`` (and its Arrow copy) with ``(_row, _reason, _field)`` of every rejected row: the query's row-local reasons, then
+    ``malformed_json`` for all-NULL rows whose line is not a JSON object (it replaces any other
+    reason), then ``duplicate_key`` for rows with no other reason."""
+    rejected = table.select([ROW, "_reason", "_field", "_empty"]).filter(pc.is_valid(table["_reason"]))
+    suspects = rejected.filter(pc.fill_null(rejected["_empty"], False))[ROW].to_pylist()
+    con.register("rej_arrow", rejected)
+    con.execute("CREATE OR REPLACE TEMP TABLE v AS SELECT _row, _reason, _field FROM rej_arrow")
+    con.unregister("rej_arrow")
+    if suspects:
+        register_lines(con, index, suspects)
+        con.execute(
+            """UPDATE v SET _reason = 'malformed_json', _field = 'line'
+               FROM lines l WHERE v._row = l._row
+               AND NOT (json_valid(l.line) AND starts_with(ltrim(l.line), '{'))"""
+        )
+    if contract.unique:
+        keys = pa.table({ROW: table[ROW], contract.unique: table[contract.unique]})
+        con.register("keys_arrow", keys)
+        con.execute(
+            f"""INSERT INTO v SELECT _row, 'duplicate_key', '{contract.unique}'
+                FROM ({duplicate_rows_sql(contract, "keys_arrow")}) WHERE _row NOT IN (SELECT _row FROM v)"""
+        )
+        con.unregister("keys_arrow")
+    return con.sql("SELECT _row, _reason, _field FROM v ORDER BY _row").to_arrow_table()
+
+
+def _apply_lookup(table: pa.Table, lookup: Lookup) -> pa.Table:
+    """Replace ``lookup.column`` by the rule's value for each distinct raw value of ``lookup.source``."""
+    raw = table[lookup.source]
+    distinct = pc.unique(raw).drop_null()
+    frame = pd.DataFrame({"raw": pd.array(distinct.to_pylist(), dtype=std.STR)})
+    if lookup.region is not None:
+        frame["region"] = pd.array([lookup.region] * len(frame), dtype=std.STR)
+    mapped = rules.cached_lookup(lookup.cache, frame, lookup.build)
+    position = pc.index_in(raw, value_set=distinct)
+    if lookup.kind == "email":
+        email = _arrow(mapped["email"].where(mapped["valid"]), pa.string())
+        valid = _arrow(mapped["valid"], pa.bool_())
+        table = _set(table, lookup.column, email.take(position))
+        return _set(table, f"{lookup.column}_invalid", pc.invert(pc.fill_null(valid.take(position), True)))
+    return _set(table, lookup.column, _arrow(mapped[lookup.value], pa.string()).take(position))
+
+
+def _arrow(values: pd.Series, kind: pa.DataType) -> pa.Array:
+    return pa.array(values.astype(object).where(values.notna(), None).tolist(), type=kind)
+
+
+def _convert(con: duckdb.DuckDBPyConnection, table: pa.Table, conversion: Conversion) -> pa.Table:
+    """Fill ``conversion.column`` for the rows with an amount and a currency (a narrow join)."""
+    has = pc.and_(pc.is_valid(table[conversion.amount]), pc.is_valid(table[conversion.currency]))
+    where = np.flatnonzero(has.to_numpy(zero_copy_only=False))
+    if not len(where):
+        return table
+    picks = pa.array(where)
+    con.register(
+        "conv_arrow",
+        pa.table(
+            {
+                "amount": table[conversion.amount].take(picks),
+                "currency": table[conversion.currency].take(picks),
+                "at": table[conversion.at].take(picks),
+                "i": pa.array(np.arange(len(where))),
+            }
+        ),
+    )
+    base, joins = rules.to_base("c.amount", "c.currency", "c.at::DATE", "r")
+    converted = con.execute(f"SELECT {base} FROM conv_arrow c {joins} ORDER BY c.i").fetchnumpy()
+    con.unregister("conv_arrow")
+    values = np.full(table.num_rows, np.nan)
+    column = next(iter(converted.values()))
+    values[where] = np.ma.filled(column.astype(float), np.nan) if np.ma.isMaskedArray(column) else column
+    missing = np.ones(table.num_rows, dtype=bool)
+    missing[where] = np.ma.getmaskarray(column)
+    return _set(table, conversion.column, pa.array(values, mask=missing, type=pa.float64()))
+
+
+def _set(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
+    return table.set_column(table.schema.get_field_index(name), name, values)
+
+
+def _children(con: duckdb.DuckDBPyConnection, accepted: pa.Table, plan: StreamPlan) -> dict[str, pa.Table]:
+    """Tables built from the accepted rows that carry items (``acc``), with the items' category map."""
+    if not plan.children:
+        return {}
+    carrying = accepted.filter(pc.is_valid(accepted["_items"]))
+    items = pc.list_flatten(carrying["_items"])
+    categories = (
+        pc.unique(pc.struct_field(items, "category")).drop_null() if len(items) else pa.array([], pa.string())
+    )
+    frame = pd.DataFrame({"raw": pd.array(categories.to_pylist(), dtype=std.STR)})
+    mapped = rules.cached_lookup("category_map:category_lookup", frame, rules.category_lookup)
+    con.register("acc", carrying)
+    con.register("item_category_map", pa.Table.from_pandas(mapped, preserve_index=False))
+    out = {name: con.sql(sql).to_arrow_table() for name, sql in plan.children.items()}
+    con.unregister("acc")
+    con.unregister("item_category_map")
+    return out
+
+
+def _with_lineage(table: pa.Table, lineage: dict[str, pa.Array]) -> pa.Table:
+    """Append the constant lineage columns (one-element arrays, repeated)."""
+    zeros = pa.array(np.zeros(table.num_rows, dtype=np.int32))
+    for name, value in lineage.items():
+        table = table.append_column(name, value.take(zeros))
+    return table
+
+
+def _dictionary_columns(table: pa.Table) -> list[str]:
+    """String columns repetitive enough (in the first rows) for dictionary encoding to pay."""
+    sample = table.slice(0, 20_000)
+    chosen = []
+    for name in table.column_names:
+        if not pa.types.is_string(table.schema.field(name).type):
+            continue
+        column = sample[name]
+        present = len(column) - column.null_count
+        if present == 0 or pc.count_distinct(column).as_py() <= DICTIONARY_RATIO * present:
+            chosen.append(name)
+    return chosen
+
+
+def write_table(table: pa.Table, dest: Path) -> int:
+    """Write one lake Parquet file (zstd level 1, dictionaries only where they pay)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(
+        table,
+        dest,
+        compression="zstd",
+        compression_level=1,
+        use_dictionary=_dictionary_columns(table),
+    )
+    return table.num_rows
+
+
+def finish(
+    con: duckdb.DuckDBPyConnection,
+    table: pa.Table,
+    index: LineIndex,
+    contract: Contract,
+    plan: StreamPlan,
+    *,
+    lineage: dict[str, pa.Array],
+    out_dir: Path,
+    batch_id: str,
+    foreign: set[str],
+) -> StreamResult:
+    """Everything after the parse: whole-file checks, the split, lookups, child tables, writes."""
+    rejected = _whole_file_checks(con, table, index, contract)
+    rows = rejected[ROW].to_numpy()
+    reasons = {
+        str(k): int(n)
+        for k, n in con.execute("SELECT _reason, count(*) FROM v GROUP BY 1 ORDER BY 1").fetchall()
+    }
+    is_rejected = pa.array(np.isin(table[ROW].to_numpy(), rows)) if len(rows) else None
+    foreign_rows = 0
+    if foreign and plan.currency_column and is_rejected is not None:
+        bad = table.filter(is_rejected)[plan.currency_column]
+        hits = pc.is_in(pc.utf8_upper(bad), value_set=pa.array(sorted(foreign)))
+        foreign_rows = int(pc.sum(hits).as_py() or 0)
+    accepted = table.filter(pc.invert(is_rejected)) if is_rejected is not None else table
+    for lookup in plan.lookups:
+        accepted = _apply_lookup(accepted, lookup)
+    for conversion in plan.conversions:
+        accepted = _convert(con, accepted, conversion)
+    flagged = {
+        f"invalid_{lk.column}": int(pc.sum(accepted[f"{lk.column}_invalid"]).as_py() or 0)
+        for lk in plan.lookups
+        if lk.kind == "email"
+    }
+    children = _children(con, accepted, plan)
+    tables = {
+        plan.table: write_table(
+            _with_lineage(accepted.drop_columns(list(HELPERS)), lineage),
+            out_dir / plan.table / f"{batch_id}.parquet",
+        )
+    }
+    for name, child in children.items():
+        tables[name] = write_table(_with_lineage(child, lineage), out_dir / name / f"{batch_id}.parquet")
+    return StreamResult(
+        reasons=reasons,
+        flagged=flagged,
+        tables=tables,
+        rejected_rows=rows.tolist(),
+        foreign_rows=foreign_rows,
+    )

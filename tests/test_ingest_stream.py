@@ -1,0 +1,128 @@
+"""The one-pass path for event files (``pipelines/ingest/stream.py``) writes exactly what the
+generic validate-then-standardize path writes: same rows, columns, types, values and
+quarantine records, on lines built to hit every rule."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cip.lake import Lake
+from cip.settings import Settings
+from pipelines.ingest.pipeline import run
+
+NOW = datetime(2026, 7, 1, tzinfo=UTC)
+FX = "date,currency,rate_to_base\n2024-01-01,EUR,1.10\n2024-01-03,EUR,1.20\n2024-01-02,GBP,1.25\n"
+
+
+def _event(i: int, **extra: object) -> dict:
+    return {
+        "type": "track",
+        "event": "Product Viewed",
+        "messageId": f"m{i}",
+        "timestamp": "2024-01-02T12:00:00+01:00",
+        "anonymousId": f"a{i}",
+        "context": {"channel": "Web", "device": {"id": f"d{i}", "type": "desktop"}},
+        "properties": {"product_id": f"SKU{i}", "category": "Toys", "price": 9.5},
+    } | extra
+
+
+def _order(i: int, currency: str, when: str, revenue: object = 30.0, products: object = None) -> dict:
+    items = (
+        products
+        if products is not None
+        else [
+            {"product_id": "SKU1", "category": "grocery", "price": 10.0, "quantity": 2},
+            {"product_id": "SKU2", "category": " Home & Garden ", "price": "10", "quantity": None},
+        ]
+    )
+    props = {"order_id": f"o{i}", "revenue": revenue, "currency": currency, "products": items}
+    return _event(i, event="Order Completed", timestamp=when, properties=props)
+
+
+LINES: list[object] = [
+    _event(1),
+    _event(
+        2, type="identify", event=None, traits={"email": " Anna.B+x@Example.COM ", "phone": "(415) 555-0123"}
+    ),
+    _event(
+        3,
+        type="identify",
+        traits={"email": "not-an-email", "phone": "12", "firstName": "JOSÉ", "lastName": "o'neil"},
+    ),
+    _event(4, type="page", event=None, name="\u00a0Home\u3000", properties={"path": "/"}),
+    _event(1),  # repeated messageId: duplicate_key
+    _order(5, "EUR", "2024-01-02T23:30:00-02:00"),  # UTC date 2024-01-03: the second EUR rate
+    _order(6, "eur", "2023-06-01T00:00:00Z"),  # before the first rate: the earliest one
+    _order(7, "GBP", "2025-03-01T00:00:00Z"),  # after the last rate: the last one
+    _order(8, "USD", "2024-01-02T00:00:00Z", revenue="12.5", products=[]),
+    _order(9, "JPY", "2024-01-02T00:00:00Z"),  # unknown_currency
+    _order(10, "EUR", "2024-01-02T00:00:00Z", revenue=-1),  # invalid_amount
+    _order(11, "EUR", "2024-01-02T00:00:00Z", revenue=None),  # missing_required revenue
+    _event(12, timestamp="2031-01-01T00:00:00Z"),  # future_timestamp
+    _event(13, timestamp="yesterday"),  # invalid_timestamp
+    _event(14, type="screen"),  # invalid_value
+    _event(15, anonymousId=None),  # missing_required anonymous_id|user_id
+    "{not json",
+    "[1, 2]",
+    "{}",
+    _event(16, messageId="m1"),  # a third m1
+    _event(17, userId="C17", anonymousId=" "),
+    _event(18, properties={"category": "  ", "price": "abc"}),  # blank category; price not a number
+    _event(19, type="alias", event=None, previousId="a1", userId="C1"),
+]
+
+
+def _ingest(tmp_path: Path, lines: list[object], one_pass: bool) -> Lake:
+    raw = tmp_path / "raw"
+    (raw / "events").mkdir(parents=True, exist_ok=True)
+    (raw / "fx_rates.csv").write_text(FX)
+    text = "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n"
+    (raw / "events" / "2024-01.jsonl").write_text(text, encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / ("one" if one_pass else "generic"), ingest={"one_pass": one_pass})
+    run(settings, raw, now=NOW)
+    return Lake(settings.lake_dir)
+
+
+def assert_same_tables(a: Lake, b: Lake, tables: list[str]) -> None:
+    """Every table equal row for row (ordered by file and row), dtypes included."""
+    for table in tables:
+        left, right = a.read(table), b.read(table)
+        keys = [c for c in ("_source_file", "source_file", "_row", "line_number") if c in left.columns]
+        left = left.sort_values(keys).reset_index(drop=True)
+        right = right.sort_values(keys).reset_index(drop=True)
+        pd.testing.assert_frame_equal(left, right, check_exact=True)
+
+
+def test_one_pass_matches_the_generic_path_on_every_rule(tmp_path):
+    one, generic = _ingest(tmp_path, LINES, True), _ingest(tmp_path, LINES, False)
+    assert_same_tables(one, generic, ["events", "order_lines", "quarantine"])
+    assert [b.rows_quarantined for b in one.batches()] == [b.rows_quarantined for b in generic.batches()]
+    assert [b.flagged for b in one.batches()] == [b.flagged for b in generic.batches()]
+    q = one.read("quarantine").set_index("_row")
+    assert q.loc[5, "reason"] == "duplicate_key" and q.loc[20, "reason"] == "duplicate_key"
+    assert q.loc[17, "reason"] == "malformed_json" and q.loc[19, "reason"] == "missing_required"
+    assert q.loc[10, "reason"] == "unknown_currency"
+    ev = one.read("events").set_index("message_id")
+    assert ev.loc["m2", "email"] == "anna.b+x@example.com" and ev.loc["m2", "phone_e164"] == "+14155550123"
+    assert bool(ev.loc["m3", "email_invalid"]) and pd.isna(ev.loc["m3", "email"])
+    assert ev.loc["m3", "first_name"] == "José" and ev.loc["m4", "page_name"] == "Home"
+    assert ev.loc["m5", "revenue_base"] == pytest.approx(36.0)  # 30 EUR at 1.20
+    assert ev.loc["m6", "revenue_base"] == pytest.approx(33.0)  # 30 EUR at 1.10
+    assert ev.loc["m7", "revenue_base"] == pytest.approx(37.5)  # 30 GBP at 1.25
+    assert ev.loc["m8", "revenue_base"] == pytest.approx(12.5)
+    lines = one.read("order_lines").sort_values(["_row", "line_number"])
+    assert lines["category"].tolist() == ["grocery", "home"] * 3
+    assert lines["amount_base"].tolist() == pytest.approx([24.0, 12.0, 22.0, 11.0, 25.0, 12.5])
+    assert q.loc[22, "reason"] == "invalid_amount" and len(q) == 13
+
+
+def test_generic_path_is_taken_when_rows_do_not_line_up_with_lines(tmp_path):
+    lines = [_event(1), "", _event(2), "{broken"]
+    one, generic = _ingest(tmp_path, lines, True), _ingest(tmp_path, lines, False)
+    assert_same_tables(one, generic, ["events", "quarantine"])
+    assert sorted(one.read("events")["_row"]) == [1, 3]
