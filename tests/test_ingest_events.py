@@ -129,3 +129,19 @@ def test_lookups_run_once_per_distinct_value_across_files():
     out = rules.cached_lookup(name, second, build)
     assert seen[:2] == ["josé", "ANNA"] and seen[2] == "o'neil" and pd.isna(seen[3]) and len(seen) == 4
     pd.testing.assert_frame_equal(out, rules.name_lookup(second))
+
+
+def test_line_index_fetches_lines_across_chunk_boundaries(tmp_path, monkeypatch):
+    from cip.lake import file_sha256
+    from pipelines.ingest.readers import LineIndex
+
+    lines = ["{}", "", '{"a": "é"}', "[1]\r", "x" * 20, "{}", "last without newline"]
+    path = tmp_path / "f.jsonl"
+    path.write_bytes("\n".join(lines).encode())
+    monkeypatch.setattr(LineIndex, "CHUNK", 5)  # lines straddle many chunks
+    index = LineIndex(path)
+    assert index.count == len(lines) and index.sha256 == file_sha256(path)
+    rows = [7, 1, 2, 3, 4, 5, 6]
+    got = index.table(rows).to_pydict()
+    assert got["_row"] == rows
+    assert got["line"] == [lines[r - 1].removesuffix("\r") for r in rows]

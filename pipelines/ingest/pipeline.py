@@ -258,8 +258,10 @@ def stage_file(
     sha: str,
     fx: pd.DataFrame,
     threads: int | None = None,
+    index: LineIndex | None = None,
 ) -> tuple[FileReport, BatchRecord]:
-    """Validate and standardize one file into ``staging``; returns its report and manifest record."""
+    """Validate and standardize one file into ``staging``; returns its report and manifest record
+    (``index``: the JSON-lines file's line index, if already read)."""
     batch_id = f"{contract.source}-{sha[:16]}"
     known = set(settings.ingest.currencies)
     limit = pd.Timestamp(now).tz_convert("UTC") + pd.Timedelta(hours=settings.ingest.future_tolerance_hours)
@@ -280,7 +282,8 @@ def stage_file(
             con.execute(f"SET threads = {int(threads)}")
         rules.prepare(con)
         rules.register_fx(con, fx, settings.base_currency)
-        index = LineIndex(path) if contract.format == "jsonl" else None
+        if index is None and contract.format == "jsonl":
+            index = LineIndex(path)
         rows_in = index.count if index is not None else load_csv(con, path, contract)
         staged = None
         if (
@@ -374,13 +377,22 @@ def _ingest_source(
     known = lake.known_hashes()
 
     def stage(i: int, path: Path) -> _Staged:
-        sha = file_sha256(path)
+        index = LineIndex(path) if contract.format == "jsonl" else None  # hashes while counting lines
+        sha = index.sha256 if index is not None else file_sha256(path)
         if sha in known:
             return _Staged(FileReport(source=contract.source, file=str(path), status="skipped"))
         staging = lake.new_staging(f"{contract.source}-{sha[:16]}.{i}")
         try:
             report, record = stage_file(
-                contract, path, staging, settings=settings, now=now, sha=sha, fx=fx, threads=threads
+                contract,
+                path,
+                staging,
+                settings=settings,
+                now=now,
+                sha=sha,
+                fx=fx,
+                threads=threads,
+                index=index,
             )
         except BaseException:
             lake.discard(staging)

@@ -5,6 +5,8 @@ Whole-file problems raise :class:`SourceFileError`."""
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import json
 import mmap
 from pathlib import Path
@@ -107,23 +109,29 @@ def _duckdb_type(node: object) -> str:
 
 class LineIndex:
     """The lines of a JSON-lines file (ending at ``\\n``; an ``\\r`` before it is dropped): their
-    count, and the text of a few of them without reading them all. Invalid UTF-8 is reported when
-    such a line is fetched (DuckDB's reader already rejects the line as malformed JSON)."""
+    count, the file's SHA-256 (same read), and the text of a few of them without indexing them
+    all: newlines are counted per chunk, and only the chunks holding a wanted line are searched.
+    Invalid UTF-8 is reported when such a line is fetched (DuckDB's reader already rejects the
+    line as malformed JSON)."""
 
     CHUNK = 1 << 24
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        digest = hashlib.sha256()
+        self._ends: list[int] = []  # newlines in the file up to the end of each chunk
         self.count, last = 0, b"\n"
         try:
             with open(path, "rb") as fh:
                 while chunk := fh.read(self.CHUNK):
+                    digest.update(chunk)
                     self.count += chunk.count(b"\n")
+                    self._ends.append(self.count)
                     last = chunk[-1:]
         except OSError as exc:
             raise self._error(exc) from exc
+        self.sha256 = digest.hexdigest()
         self.count += last != b"\n"
-        self._bounds: tuple[np.ndarray, np.ndarray] | None = None
         self.in_place = True  # rows of ``raw`` parsed in place (not line by line)
 
     def _error(self, exc: Exception) -> SourceFileError:
@@ -131,25 +139,30 @@ class LineIndex:
             self.path, f"cannot be read as JSON lines ({exc})", fix="write one UTF-8 JSON object per line"
         )
 
+    def _start(self, data: mmap.mmap, row: int, found: dict[int, np.ndarray]) -> int:
+        """Byte offset where 1-based line ``row`` starts (after the ``row - 1``-th newline)."""
+        before = row - 1
+        if before == 0:
+            return 0
+        c = bisect.bisect_left(self._ends, before)
+        if c not in found:
+            start = c * self.CHUNK
+            chunk = np.frombuffer(
+                data, dtype=np.uint8, count=min(self.CHUNK, len(data) - start), offset=start
+            )
+            found[c] = np.flatnonzero(chunk == 10) + start
+        return int(found[c][before - (self._ends[c - 1] if c else 0) - 1]) + 1
+
     def table(self, rows: list[int]) -> pa.Table:
         """``(_row, line)`` for the given 1-based line numbers."""
         texts = []
         if rows:
             with open(self.path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                if self._bounds is None:
-                    nl = np.frombuffer(data, dtype=np.uint8)
-                    ends = np.concatenate(
-                        [
-                            np.flatnonzero(nl[i : i + self.CHUNK] == 10) + i
-                            for i in range(0, len(nl), self.CHUNK)
-                        ]
-                    )
-                    del nl
-                    ends = ends if ends.size == self.count else np.append(ends, len(data))
-                    self._bounds = (np.concatenate(([0], ends[:-1] + 1)), ends)
-                starts, ends = self._bounds
+                found: dict[int, np.ndarray] = {}
                 for row in rows:
-                    raw = data[int(starts[row - 1]) : int(ends[row - 1])]
+                    start = self._start(data, row, found)
+                    end = data.find(b"\n", start)
+                    raw = data[start : len(data) if end < 0 else end]
                     try:
                         texts.append((raw[:-1] if raw.endswith(b"\r") else raw).decode())
                     except UnicodeDecodeError as exc:

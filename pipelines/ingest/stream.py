@@ -108,8 +108,9 @@ def _whole_file_checks(
                FROM lines l WHERE v._row = l._row
                AND NOT (json_valid(l.line) AND starts_with(ltrim(l.line), '{'))"""
         )
-    if contract.unique:
-        keys = pa.table({ROW: table[ROW], contract.unique: table[contract.unique]})
+    key = table[contract.unique] if contract.unique else None
+    if key is not None and pc.count_distinct(key).as_py() < len(key) - key.null_count:
+        keys = pa.table({ROW: table[ROW], contract.unique: key})
         con.register("keys_arrow", keys)
         con.execute(
             f"""INSERT INTO v SELECT _row, 'duplicate_key', '{contract.unique}'
@@ -117,6 +118,15 @@ def _whole_file_checks(
         )
         con.unregister("keys_arrow")
     return con.sql("SELECT _row, _reason, _field FROM v ORDER BY _row").to_arrow_table()
+
+
+def _without(table: pa.Table, drop: np.ndarray) -> pa.Table:
+    """``table`` without the rows at positions ``drop`` (sorted): zero-copy slices of the runs
+    between them, not a filtered copy (rejected rows are few)."""
+    starts = np.concatenate(([0], drop + 1))
+    ends = np.concatenate((drop, [table.num_rows]))
+    pieces = [table.slice(a, b - a) for a, b in zip(starts.tolist(), ends.tolist(), strict=True) if b > a]
+    return pa.concat_tables(pieces) if pieces else table.slice(0, 0)
 
 
 def _apply_lookup(table: pa.Table, lookup: Lookup) -> pa.Table:
@@ -252,7 +262,9 @@ def finish(
         bad = table.filter(is_rejected)[plan.currency_column]
         hits = pc.is_in(pc.utf8_upper(bad), value_set=pa.array(sorted(foreign)))
         foreign_rows = int(pc.sum(hits).as_py() or 0)
-    accepted = table.filter(pc.invert(is_rejected)) if is_rejected is not None else table
+    accepted = (
+        _without(table, np.flatnonzero(is_rejected.to_numpy(zero_copy_only=False))) if len(rows) else table
+    )
     for lookup in plan.lookups:
         accepted = _apply_lookup(accepted, lookup)
     for conversion in plan.conversions:
