@@ -126,3 +126,16 @@ def test_generic_path_is_taken_when_rows_do_not_line_up_with_lines(tmp_path):
     one, generic = _ingest(tmp_path, lines, True), _ingest(tmp_path, lines, False)
     assert_same_tables(one, generic, ["events", "quarantine"])
     assert sorted(one.read("events")["_row"]) == [1, 3]
+
+
+@pytest.mark.parametrize("drop", [[], [0], [9], [0, 1, 2], [3, 4, 8, 9], list(range(10))])
+def test_rows_are_dropped_without_copying_the_rest(drop):
+    import numpy as np
+    import pyarrow as pa
+
+    from pipelines.ingest.stream import _without
+
+    table = pa.table({"i": list(range(10)), "s": [f"v{i}" for i in range(10)]})
+    kept = _without(table, np.array(drop, dtype=np.int64))
+    assert kept.column("i").to_pylist() == [i for i in range(10) if i not in drop]
+    assert kept.schema == table.schema
