@@ -164,6 +164,21 @@ _EVENT_COLUMNS = """
     CASE WHEN o._is_order THEN o.p_currency END AS currency,
     CASE WHEN o._is_order THEN {base} END AS revenue_base,
     o.v_product_id AS product_id, {category} AS category, o.p_price AS price, o._row"""
+#: The looked-up columns: (generic path: joined value, one-pass path: raw value the lookups finish).
+_EVENT_LOOKED_UP = {
+    "email": ("o.p_email", "o.v_email"),
+    "email_invalid": ("o.flag_invalid_email", "NULL::BOOLEAN"),
+    "phone": ("ph.e164", "o.v_phone"),
+    "first_name": ("fn.name", "o.v_first_name"),
+    "last_name": ("ln.name", "o.v_last_name"),
+    "category": ("c.category", "o.v_category"),
+}
+
+
+def _event_columns(*, one_pass: bool, base: str) -> str:
+    return _EVENT_COLUMNS.format(base=base, **{k: v[one_pass] for k, v in _EVENT_LOOKED_UP.items()})
+
+
 _EVENT_ROWS = "(SELECT *, coalesce(v_event = 'Order Completed', FALSE) AS _is_order, p_timestamp::DATE AS _fx_date FROM {rows}) o"
 #: Order rows with their items, the input of :func:`_order_lines`.
 _ORDERS = """SELECT o.v_order_id AS order_id, o.v_message_id AS message_id, o.p_timestamp AS ts, o.v_user_id AS user_id,
@@ -205,15 +220,7 @@ def events(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, str]:
         rules.phone_lookup,
     )
     base, joins = rules.to_base("o.p_revenue", "o.p_currency", "o._fx_date", "r")
-    columns = _EVENT_COLUMNS.format(
-        email="o.p_email",
-        email_invalid="o.flag_invalid_email",
-        phone="ph.e164",
-        first_name="fn.name",
-        last_name="ln.name",
-        category="c.category",
-        base=base,
-    )
+    columns = _event_columns(one_pass=False, base=base)
     events_sql = f"""
         SELECT {columns}
         FROM {_EVENT_ROWS.format(rows=OK)}
@@ -228,15 +235,7 @@ def events(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, str]:
 
 def events_stream(ctx: Context) -> StreamPlan:
     """``events`` and ``order_lines`` in one pass (see ``stream.py``)."""
-    columns = _EVENT_COLUMNS.format(
-        email="o.v_email",
-        email_invalid="NULL::BOOLEAN",
-        phone="o.v_phone",
-        first_name="o.v_first_name",
-        last_name="o.v_last_name",
-        category="o.v_category",
-        base="NULL::DOUBLE",
-    )
+    columns = _event_columns(one_pass=True, base="NULL::DOUBLE")
     empty = " AND ".join(f"o.v_{name} IS NULL" for name in _EVENT_FIELDS) + " AND o._products IS NULL"
     main = f"""
         SELECT {columns}, o._reason, o._field,

@@ -189,6 +189,17 @@ def register_lines(con: duckdb.DuckDBPyConnection, index: LineIndex, rows: list[
     con.unregister("lines_arrow")
 
 
+def parse_view(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) -> None:
+    """``raw``: the file's declared JSON paths as strings, one row per line, parsed while read."""
+    select, items = _projection(contract)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP VIEW raw AS
+            SELECT row_number() OVER () AS {ROW}, FALSE AS _malformed, {select}, {items} AS _products
+            FROM read_json('{path.as_posix()}', format = 'newline_delimited', ignore_errors = true,
+                           columns = {_columns(contract)}, maximum_object_size = 67108864) p"""
+    )
+
+
 def load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract, index: LineIndex) -> None:
     """Make ``raw`` (declared JSON paths as strings, ``_malformed``, ``_products``) readable from a
     JSON-lines file (lines counted in ``index``), plus a small table ``raw_keys`` (``_row``, unique
@@ -199,13 +210,7 @@ def load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract, i
     line comes back as an all-NULL row in place; :func:`mark_malformed` checks those lines after
     validation. If rows do not line up with the lines (blank lines), every line is parsed on its
     own into a table instead (``index.in_place`` is then False)."""
-    select, items = _projection(contract)
-    con.execute(
-        f"""CREATE OR REPLACE TEMP VIEW raw AS
-            SELECT row_number() OVER () AS {ROW}, FALSE AS _malformed, {select}, {items} AS _products
-            FROM read_json('{path.as_posix()}', format = 'newline_delimited', ignore_errors = true,
-                           columns = {_columns(contract)}, maximum_object_size = 67108864) p"""
-    )
+    parse_view(con, path, contract)
     keys = [f'"{f.name}"' for f in contract.fields if f.name == contract.unique or f.kind == "email"]
     key_sql = f"CREATE OR REPLACE TEMP TABLE raw_keys AS SELECT {', '.join([ROW, *keys])} FROM raw"
     con.execute(key_sql)

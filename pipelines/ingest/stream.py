@@ -33,7 +33,7 @@ from cip.contracts import Contract
 from pipelines.ingest import rules
 from pipelines.ingest import standardize as std
 from pipelines.ingest.nodes import Conversion, Lookup, StreamPlan
-from pipelines.ingest.readers import ROW, LineIndex, _columns, _projection, register_lines
+from pipelines.ingest.readers import ROW, LineIndex, parse_view, register_lines
 from pipelines.ingest.validate import duplicate_rows_sql, validation_sql
 
 #: String columns with at most this share of distinct values (in a sample) get a dictionary.
@@ -57,17 +57,6 @@ def eligible(contract: Contract) -> bool:
     """The one-pass path applies to JSON lines whose e-mail checks only flag."""
     return contract.format == "jsonl" and all(
         f.on_invalid == "flag" for f in contract.fields if f.kind == "email"
-    )
-
-
-def parse_view(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) -> None:
-    """``raw``: the file's declared JSON paths as strings, one row per line, parsed while read."""
-    select, items = _projection(contract)
-    con.execute(
-        f"""CREATE OR REPLACE TEMP VIEW raw AS
-            SELECT row_number() OVER () AS {ROW}, FALSE AS _malformed, {select}, {items} AS _products
-            FROM read_json('{path.as_posix()}', format = 'newline_delimited', ignore_errors = true,
-                           columns = {_columns(contract)}, maximum_object_size = 67108864) p"""
     )
 
 
