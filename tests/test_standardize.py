@@ -65,6 +65,12 @@ def test_email_validity(email, valid):
         ("020 7946 0958", "GB", "+442079460958"),
         ("01 42 68 53 00", "FR", "+33142685300"),
         ("(416) 555-2368", "CA", "+14165552368"),
+        ("1 (212) 555-2368", "US", "+12125552368"),  # trunk prefix 1
+        ("06 81 19 38 45", "FR", "+33681193845"),
+        ("030/12345678", "DE", "+493012345678"),
+        ("+44 (0)20 7946 0958", "GB", "+442079460958"),  # (0) in an international number
+        ("011 44 20 7946 0958", "US", "+442079460958"),  # US international dialling prefix
+        ("2125552368", "IT", None),  # region without a plain reading: the general parser decides
         ("0000000000", "US", None),
         ("not a phone", "US", None),
         ("", "US", None),
@@ -236,3 +242,25 @@ def test_to_base_currency_uses_latest_rate_on_or_before_date():
     ]
     # before the first rate → earliest known rate; after the last → the last; USD → 1; no rate → NULL
     assert got == [11.0, 12.0, 11.0, 10.0, 12.5, None, 12.0]
+
+
+def test_plain_phone_reading_agrees_with_the_general_parser():
+    """The quick reading of plainly written numbers gives what phonenumbers' parser gives, for
+    every way the generator writes numbers, read with the right region and with wrong ones."""
+    import numpy as np
+
+    from pipelines.generate.phones import COUNTRIES, format_phone, valid_pool
+
+    rng = np.random.default_rng(3)
+    cases = []
+    for country in COUNTRIES:
+        nsn, area = valid_pool(country, rng, 40)
+        for number, area_len in zip(nsn.tolist(), area.tolist(), strict=True):
+            for style in range(6):
+                text = format_phone(country, number, area_len, style)
+                cases += [(text, region) for region in (country, "US", "GB", "IT")]
+                cases.append((text.replace(" ", "")[:-1], country))  # a digit short
+    assert len(cases) > 5_000
+    for text, region in cases:
+        normalized = "+" + text[2:] if text.startswith("00") else text
+        assert std._phone_e164(text, region) == std._parsed_e164(normalized, region), (text, region)

@@ -78,10 +78,51 @@ def is_valid_email(normalized: pd.Series) -> pd.Series:
     return normalized.str.fullmatch(EMAIL_RE.pattern).astype("boolean")
 
 
+#: A plainly written phone: digits and the usual separators, an optional leading ``+``.
+_PLAIN_PHONE = re.compile(r"^\+?[0-9][0-9 ().\-/]*$")
+_NOT_DIGIT = re.compile(r"[^0-9]")
+#: Regions whose national numbers this module reads without the general parser:
+#: region → (trunk prefix, country calling code).
+_NATIONAL = {"US": ("1", 1), "CA": ("1", 1), "GB": ("0", 44), "DE": ("0", 49), "FR": ("0", 33)}
+
+
+def _plain_number(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    """The number behind a plainly written phone, read directly (``phonenumbers.parse`` costs
+    about 24 µs a value, most of the rule's time). None when the text is not that plain, or is
+    in a region not in :data:`_NATIONAL`; the caller then uses the general parser. The caller
+    keeps the result only if it is a valid number, so a misreading can only cost time."""
+    if not _PLAIN_PHONE.match(text):
+        return None
+    digits = _NOT_DIGIT.sub("", text)
+    if text.startswith("+"):
+        for size in (1, 2, 3):  # calling codes are prefix-free, as phonenumbers reads them
+            if int(digits[:size]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+                code, national = int(digits[:size]), digits[size:]
+                break
+        else:
+            return None
+    elif region in _NATIONAL:
+        trunk, code = _NATIONAL[region]
+        national = digits[len(trunk) :] if digits.startswith(trunk) else digits
+    else:
+        return None
+    if not national or national.startswith("0") or len(national) > 17:
+        return None
+    return phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+
+
 def _phone_e164(raw: str, region: str) -> str | None:
     text = raw.strip()
     if text.startswith("00"):
         text = "+" + text[2:]
+    plain = _plain_number(text, region)
+    if plain is not None and phonenumbers.is_valid_number(plain):
+        return phonenumbers.format_number(plain, phonenumbers.PhoneNumberFormat.E164)
+    return _parsed_e164(text, region)
+
+
+def _parsed_e164(text: str, region: str | None) -> str | None:
+    """E.164 through ``phonenumbers``' general parser (``text``: trimmed, ``00`` already ``+``)."""
     try:
         number = phonenumbers.parse(text, None if text.startswith("+") else region)
     except phonenumbers.NumberParseException:
