@@ -139,3 +139,10 @@ def test_rows_are_dropped_without_copying_the_rest(drop):
     kept = _without(table, np.array(drop, dtype=np.int64))
     assert kept.column("i").to_pylist() == [i for i in range(10) if i not in drop]
     assert kept.schema == table.schema
+
+
+@pytest.mark.parametrize("lines", [["{broken"], ["[1]", "{}"], [json.dumps(_event(1))] * 3])
+def test_one_pass_matches_on_degenerate_files(tmp_path, lines):
+    one, generic = _ingest(tmp_path, lines, True), _ingest(tmp_path, lines, False)
+    assert_same_tables(one, generic, ["events", "quarantine"])
+    assert one.batches()[-1].rows_in == len(lines)

@@ -82,9 +82,10 @@ def run_main(
 def _whole_file_checks(
     con: duckdb.DuckDBPyConnection, table: pa.Table, index: LineIndex, contract: Contract
 ) -> pa.Table:
-    """Table ``v`` (and its Arrow copy) with ``(_row, _reason, _field)`` of every rejected row: the query's row-local reasons, then
-    ``malformed_json`` for all-NULL rows whose line is not a JSON object (it replaces any other
-    reason), then ``duplicate_key`` for rows with no other reason."""
+    """``(_row, _reason, _field)`` of every rejected row, also left in table ``v`` for the
+    quarantine query: the query's row-local reasons, then ``malformed_json`` for all-NULL rows
+    whose line is not a JSON object (it replaces any other reason), then ``duplicate_key`` for
+    rows with no other reason."""
     rejected = table.select([ROW, "_reason", "_field", "_empty"]).filter(pc.is_valid(table["_reason"]))
     suspects = rejected.filter(pc.fill_null(rejected["_empty"], False))[ROW].to_pylist()
     con.register("rej_arrow", rejected)
@@ -158,13 +159,12 @@ def _convert(con: duckdb.DuckDBPyConnection, table: pa.Table, conversion: Conver
         ),
     )
     base, joins = rules.to_base("c.amount", "c.currency", "c.at::DATE", "r")
-    converted = con.execute(f"SELECT {base} FROM conv_arrow c {joins} ORDER BY c.i").fetchnumpy()
+    converted = con.sql(f"SELECT {base} FROM conv_arrow c {joins} ORDER BY c.i").to_arrow_table().column(0)
     con.unregister("conv_arrow")
     values = np.full(table.num_rows, np.nan)
-    column = next(iter(converted.values()))
-    values[where] = np.ma.filled(column.astype(float), np.nan) if np.ma.isMaskedArray(column) else column
+    values[where] = converted.to_numpy()
     missing = np.ones(table.num_rows, dtype=bool)
-    missing[where] = np.ma.getmaskarray(column)
+    missing[where] = converted.is_null().to_numpy()
     return _set(table, conversion.column, pa.array(values, mask=missing, type=pa.float64()))
 
 
