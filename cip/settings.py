@@ -41,7 +41,10 @@ class IngestConfig(BaseModel):
     )
     workers: int = Field(
         0,
-        description="Files of one source ingested at once (0: one per CPU core); publishing stays in file order.",
+        description=(
+            "Files of one source ingested at once (0: one per CPU core); fewer when the largest file's"
+            " staging would not fit in half the memory. Publishing stays in file order."
+        ),
     )
 
 

@@ -145,3 +145,14 @@ def test_line_index_fetches_lines_across_chunk_boundaries(tmp_path, monkeypatch)
     got = index.table(rows).to_pydict()
     assert got["_row"] == rows
     assert got["line"] == [lines[r - 1].removesuffix("\r") for r in rows]
+
+
+def test_parallel_stagings_are_limited_by_memory():
+    from pipelines.ingest.pipeline import plan_workers
+
+    gib = 1 << 30
+    assert plan_workers(2, 0, 36, gib // 2, 24 * gib) == 2  # one per core
+    assert plan_workers(8, 3, 36, gib // 2, 24 * gib) == 3  # as configured
+    assert plan_workers(2, 0, 1, gib // 2, 24 * gib) == 1  # one file
+    assert plan_workers(4, 0, 10, 2 * gib, 24 * gib) == 1  # two 8 GiB peaks would not fit in 12 GiB
+    assert plan_workers(4, 0, 10, 20 * gib, 24 * gib) == 1  # never fewer than one

@@ -359,6 +359,26 @@ class _Staged:
     staging: Path | None = None
 
 
+#: Peak memory of staging one file, as a multiple of its size (measured: 2.7× one-pass, 3.8× generic).
+STAGING_MEMORY_FACTOR = 4
+#: Share of physical memory the parallel stagings of one source may take together.
+STAGING_MEMORY_SHARE = 0.5
+
+
+def plan_workers(cores: int, configured: int, files: int, largest_bytes: int, memory_bytes: int) -> int:
+    """Files staged at once: one per core (or as configured), no more than there are files, and
+    no more than fit in half the memory at the largest file's peak (at least one)."""
+    fit = int(STAGING_MEMORY_SHARE * memory_bytes // max(1, STAGING_MEMORY_FACTOR * largest_bytes))
+    return max(1, min(configured or cores, files, fit))
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: assume 8 GiB
+        return 8 << 30
+
+
 def _ingest_source(
     lake: Lake,
     contract: Contract,
@@ -372,7 +392,8 @@ def _ingest_source(
     """Ingest the files of one source: staged by parallel workers, published one by one in file
     order (each file stays one atomic batch). A file's ``seconds`` is the wall time it added."""
     cores = os.cpu_count() or 1
-    workers = max(1, min(settings.ingest.workers or cores, len(paths)))
+    largest = max((p.stat().st_size for p in paths), default=0)
+    workers = plan_workers(cores, settings.ingest.workers, len(paths), largest, _memory_bytes())
     threads = max(1, cores // workers)
     known = lake.known_hashes()
 
