@@ -146,3 +146,20 @@ def test_one_pass_matches_on_degenerate_files(tmp_path, lines):
     one, generic = _ingest(tmp_path, lines, True), _ingest(tmp_path, lines, False)
     assert_same_tables(one, generic, ["events", "quarantine"])
     assert one.batches()[-1].rows_in == len(lines)
+
+
+@pytest.mark.parametrize("one_pass", [True, False])
+def test_amounts_in_a_currency_without_rates_stop_the_file_with_a_fix(tmp_path, one_pass):
+    from cip.errors import SourceFileError
+
+    raw = tmp_path / "raw"
+    (raw / "events").mkdir(parents=True)
+    (raw / "fx_rates.csv").write_text("date,currency,rate_to_base\n2024-01-01,GBP,1.25\n")
+    lines = [_event(1), _order(2, "EUR", "2024-01-02T00:00:00Z")]
+    (raw / "events" / "2024-01.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    settings = Settings(data_dir=tmp_path / "data", ingest={"one_pass": one_pass})
+    with pytest.raises(SourceFileError, match="1 amounts in CAD, EUR") as err:
+        run(settings, raw, now=NOW)
+    assert "fx_rates.csv" in str(err.value.fix)
+    lake = Lake(settings.lake_dir)
+    assert [b.source for b in lake.batches()] == ["fx_rates"] and not lake.has("events")
