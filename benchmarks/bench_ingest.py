@@ -39,7 +39,9 @@ def _stage(stage: str, data_dir: Path, customers: int, seed: int) -> dict:
         out["quarantined"] = int(totals["quarantined"].sum())
         out["per_source"] = totals.to_dict("records")
     out["seconds"] = time.perf_counter() - started
-    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    out["cpu_seconds"] = sum(u.ru_utime + u.ru_stime for u in usage)  # incl. worker processes
+    out["peak_rss_mib"] = usage[0].ru_maxrss / 1024
     return out
 
 
@@ -82,7 +84,10 @@ def main() -> None:
     print(
         f"generate             {gen['seconds']:.1f} s, peak RSS {gen['peak_rss_mib']:,.0f} MiB, raw {raw_bytes / 2**30:.2f} GiB"
     )
-    print(f"ingest               {ing['seconds']:.1f} s, peak RSS {ing['peak_rss_mib']:,.0f} MiB")
+    print(
+        f"ingest               {ing['seconds']:.1f} s, CPU {ing['cpu_seconds']:.1f} s "
+        f"({ing['cpu_seconds'] / ing['seconds']:.2f} cores busy), peak RSS {ing['peak_rss_mib']:,.0f} MiB"
+    )
     print(
         f"rows in              {ing['rows_in']:,} ({ing['rows_in'] / ing['seconds']:,.0f} rows/s), quarantined {ing['quarantined']:,}"
     )
