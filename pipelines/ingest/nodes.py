@@ -1,6 +1,10 @@
 """Per-source standardization: SQL over the validated table ``v`` (accepted rows only), using
 lookup tables built from the Python rules over distinct values. Each node returns
-``{lake table: SELECT}``; the caller writes the results."""
+``{lake table: SELECT}``; the caller writes the results.
+
+JSON-lines sources may also have a one-pass plan (:class:`StreamPlan`, run by ``stream.py``):
+the same columns, selected from the validation view over every line, with the looked-up
+columns finished afterwards in Arrow. Both forms share their column lists below."""
 
 from __future__ import annotations
 
