@@ -70,9 +70,20 @@ class IngestReport:
         ]
         if not rows:
             return pd.DataFrame(
-                columns=["source", "files", "skipped", "rows_in", "accepted", "quarantined", "seconds"]
+                columns=[
+                    "source",
+                    "files",
+                    "skipped",
+                    "rows_in",
+                    "accepted",
+                    "quarantined",
+                    "seconds",
+                    "rows_per_s",
+                ]
             )
-        return pd.DataFrame(rows).groupby("source", sort=False).sum().reset_index()
+        totals = pd.DataFrame(rows).groupby("source", sort=False).sum().reset_index()
+        rate = totals["rows_in"] / totals["seconds"].where(totals["seconds"] > 0)
+        return totals.assign(rows_per_s=rate.round().astype("Int64"))
 
 
 def discover(source_dir: Path) -> list[tuple[Contract, Path]]:
