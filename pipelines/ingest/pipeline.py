@@ -160,12 +160,23 @@ class _Staging:
     def foreign(self) -> set[str]:
         return self.known - self.convertible
 
+    def lineage_values(self) -> dict[str, pa.Array]:
+        """The lineage columns every lake row carries, as one-element Arrow arrays."""
+        return {
+            "_source": pa.array([self.contract.source]),
+            "_source_file": pa.array([self.path.name]),
+            "_batch_id": pa.array([self.batch_id]),
+            "_ingested_at": pa.array([self.now], type=pa.timestamp("us", tz="UTC")),
+        }
+
     def lineage(self) -> str:
-        c = self.contract
-        return (
-            f"{_sql_text(c.source)} AS _source, {_sql_text(self.path.name)} AS _source_file, "
-            f"{_sql_text(self.batch_id)} AS _batch_id, {self.now_literal} AS _ingested_at"
-        )
+        """The same columns as SQL literals."""
+        texts = [
+            f"{_sql_text(v[0].as_py())} AS {k}"
+            for k, v in self.lineage_values().items()
+            if k != "_ingested_at"
+        ]
+        return ", ".join([*texts, f"{self.now_literal} AS _ingested_at"])
 
     def stranded_error(self, count: int) -> SourceFileError:
         return SourceFileError(
@@ -237,19 +248,13 @@ def _stage_one_pass(
     if table.num_rows != index.count:
         con.execute("DROP VIEW raw")
         return None
-    lineage = {
-        "_source": pa.array([contract.source]),
-        "_source_file": pa.array([job.path.name]),
-        "_batch_id": pa.array([job.batch_id]),
-        "_ingested_at": pa.array([job.now], type=pa.timestamp("us", tz="UTC")),
-    }
     result = stream.finish(
         con,
         table,
         index,
         contract,
         plan,
-        lineage=lineage,
+        lineage=job.lineage_values(),
         out_dir=job.staging / "tables",
         batch_id=job.batch_id,
         foreign=job.foreign,
