@@ -70,6 +70,9 @@ def test_email_validity(email, valid):
         ("030/12345678", "DE", "+493012345678"),
         ("+44 (0)20 7946 0958", "GB", "+442079460958"),  # (0) in an international number
         ("011 44 20 7946 0958", "US", "+442079460958"),  # US international dialling prefix
+        ("0113 527 2049", "US", "+35272049"),  # a GB number read in the US: 011 is dialled out
+        ("020 7946 0958", "US", None),  # no US number starts with 0
+        ("(0)20 7946 0958", "CA", None),
         ("2125552368", "IT", None),  # region without a plain reading: the general parser decides
         ("0000000000", "US", None),
         ("not a phone", "US", None),
@@ -260,7 +263,12 @@ def test_plain_phone_reading_agrees_with_the_general_parser():
                 text = format_phone(country, number, area_len, style)
                 cases += [(text, region) for region in (country, "US", "GB", "IT")]
                 cases.append((text.replace(" ", "")[:-1], country))  # a digit short
-    assert len(cases) > 5_000
+    # no US/CA number starts with 0 except through the 011 international prefix
+    digits = rng.integers(0, 10, size=(3_000, 11)).astype(str)
+    for row, length in zip(digits, rng.integers(4, 12, size=len(digits)), strict=True):
+        text = "0" + "".join(row[: length - 1])
+        cases += [(text, "US"), ("0" + text[1:4] + " " + text[4:], "CA")]
+    assert len(cases) > 10_000
     for text, region in cases:
         normalized = "+" + text[2:] if text.startswith("00") else text
         assert std._phone_e164(text, region) == std._parsed_e164(normalized, region), (text, region)
