@@ -47,7 +47,7 @@ def _distinct(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
 
 #: Lookup results per distinct input, kept across files (the rules are pure functions of it).
 _CACHE: dict[str, tuple[dict[tuple, tuple], pd.Series]] = {}
-_CACHE_MAX = 4_000_000
+CACHE_MAX = 4_000_000
 _LOCK = threading.Lock()
 
 
@@ -67,7 +67,7 @@ def cached_lookup(
         results = zip(*(built[c].tolist() for c in dtypes.index), strict=True)
         fresh = dict(zip((inputs[i] for i in todo), results, strict=True))
         with _LOCK:
-            store = memo if len(memo) + len(fresh) <= _CACHE_MAX else {}
+            store = memo if len(memo) + len(fresh) <= CACHE_MAX else {}
             store.update(fresh)
             _CACHE[name] = (store, dtypes)
     values = [fresh[key] if key in fresh else memo[key] for key in inputs]

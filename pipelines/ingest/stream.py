@@ -19,6 +19,7 @@ The outputs are the same tables, rows, columns and types as the generic path's;
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,22 +123,70 @@ def _without(table: pa.Table, drop: np.ndarray) -> pa.Table:
 def _apply_lookup(table: pa.Table, lookup: Lookup) -> pa.Table:
     """Replace ``lookup.column`` by the rule's value for each distinct raw value of ``lookup.source``."""
     raw = table[lookup.source]
-    distinct = pc.unique(raw).drop_null()
-    frame = pd.DataFrame({"raw": pd.array(distinct.to_pylist(), dtype=std.STR)})
+    keys, values = _known(lookup, pc.unique(raw).drop_null())
+    position = pc.index_in(raw, value_set=keys)
+    if lookup.kind == "email":
+        table = _set(table, lookup.column, values["email"].take(position))
+        valid = pc.fill_null(values["valid"].take(position), True)
+        return _set(table, f"{lookup.column}_invalid", pc.invert(valid))
+    return _set(table, lookup.column, values[lookup.value].take(position))
+
+
+#: Rule results already computed, per lookup, as Arrow (keys, values), so a value seen in an
+#: earlier file is mapped in Arrow without going through Python (the GIL) again.
+_MEMO: dict[tuple[str, str | None], tuple[pa.Array, pa.Table]] = {}
+_MEMO_LOCK = threading.Lock()
+
+
+def _outputs(lookup: Lookup) -> list[str]:
+    return ["email", "valid"] if lookup.kind == "email" else [lookup.value]
+
+
+def _known(lookup: Lookup, distinct: pa.Array) -> tuple[pa.Array, pa.Table]:
+    """``(keys, values)`` covering every value of ``distinct``: the memo's, plus the rule run
+    (through :func:`rules.cached_lookup`, shared with the generic path) on the values it lacks."""
+    memo_key = (lookup.cache, lookup.region)
+    with _MEMO_LOCK:
+        memo = _MEMO.get(memo_key)
+    if memo is not None:
+        position = pc.index_in(distinct, value_set=memo[0])
+        hit = pc.is_valid(position)
+        known_keys, known = distinct.filter(hit), memo[1].take(position.filter(hit))
+        distinct = distinct.filter(pc.invert(hit))
+    if not len(distinct) and memo is not None:
+        return known_keys, known
+    frame = pd.DataFrame({"raw": pd.arrays.ArrowStringArray(distinct)})
     if lookup.region is not None:
         frame["region"] = pd.array([lookup.region] * len(frame), dtype=std.STR)
     mapped = rules.cached_lookup(lookup.cache, frame, lookup.build)
-    position = pc.index_in(raw, value_set=distinct)
     if lookup.kind == "email":
-        email = _arrow(mapped["email"].where(mapped["valid"]), pa.string())
-        valid = _arrow(mapped["valid"], pa.bool_())
-        table = _set(table, lookup.column, email.take(position))
-        return _set(table, f"{lookup.column}_invalid", pc.invert(pc.fill_null(valid.take(position), True)))
-    return _set(table, lookup.column, _arrow(mapped[lookup.value], pa.string()).take(position))
+        mapped["email"] = mapped["email"].where(mapped["valid"])
+    fresh = pa.table(
+        {c: _arrow(mapped[c], pa.bool_() if c == "valid" else pa.string()) for c in _outputs(lookup)}
+    )
+    with _MEMO_LOCK:
+        _remember(memo_key, distinct, fresh)
+    if memo is None:
+        return distinct, fresh
+    return pa.concat_arrays([known_keys, distinct]), pa.concat_tables([known, fresh]).combine_chunks()
+
+
+def _remember(memo_key: tuple[str, str | None], keys: pa.Array, values: pa.Table) -> None:
+    """Add new results to the memo (caller holds the lock); another thread may have added some."""
+    memo = _MEMO.get(memo_key)
+    if memo is not None and len(memo[0]) + len(keys) <= rules.CACHE_MAX:
+        new = pc.is_null(pc.index_in(keys, value_set=memo[0]))
+        keys, values = keys.filter(new), values.filter(new)
+        _MEMO[memo_key] = (
+            pa.concat_arrays([memo[0], keys]),
+            pa.concat_tables([memo[1], values]).combine_chunks(),
+        )
+    else:
+        _MEMO[memo_key] = (keys, values)
 
 
 def _arrow(values: pd.Series, kind: pa.DataType) -> pa.Array:
-    return pa.array(values.astype(object).where(values.notna(), None).tolist(), type=kind)
+    return pa.array(values, type=kind, from_pandas=True)
 
 
 def _convert(con: duckdb.DuckDBPyConnection, table: pa.Table, conversion: Conversion) -> pa.Table:
@@ -214,7 +263,10 @@ def _dictionary_columns(table: pa.Table) -> list[str]:
 
 
 def write_table(table: pa.Table, dest: Path) -> int:
-    """Write one lake Parquet file (zstd level 1, dictionaries only where they pay)."""
+    """Write one lake Parquet file (zstd level 1, dictionaries only where they pay). Statistics
+    are kept for the columns readers filter ranges on (times, amounts, flags), not for strings:
+    ids and names spread over their whole range in every row group, and their min/max cost
+    about 14 % of the write."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(
         table,
@@ -222,6 +274,7 @@ def write_table(table: pa.Table, dest: Path) -> int:
         compression="zstd",
         compression_level=1,
         use_dictionary=_dictionary_columns(table),
+        write_statistics=[f.name for f in table.schema if not pa.types.is_string(f.type)],
     )
     return table.num_rows
 
