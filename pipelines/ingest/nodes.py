@@ -54,7 +54,8 @@ class StreamPlan:
     """A JSON-lines source standardized in one pass (see ``stream.py``). ``main`` selects one row
     per line from the validation view ``v`` (every row, with ``_reason``, ``_field``, ``_empty``
     and the items list ``_items``); ``lookups`` finish its columns; each of ``children`` is a
-    SELECT over ``acc`` (accepted rows with items) and ``item_category_map``."""
+    SELECT over ``acc`` (the accepted rows; ``_items`` is NULL where there are none) and
+    ``item_category_map``."""
 
     table: str
     main: str

@@ -100,7 +100,8 @@ def _whole_file_checks(
                AND NOT (json_valid(l.line) AND starts_with(ltrim(l.line), '{'))"""
         )
     key = table[contract.unique] if contract.unique else None
-    if key is not None and pc.count_distinct(key).as_py() < len(key) - key.null_count:
+    # ``unique`` is about twice as fast as ``count_distinct`` here
+    if key is not None and len(distinct := pc.unique(key)) - distinct.null_count < len(key) - key.null_count:
         keys = pa.table({ROW: table[ROW], contract.unique: key})
         con.register("keys_arrow", keys)
         con.execute(
@@ -222,17 +223,17 @@ def _set(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
 
 
 def _children(con: duckdb.DuckDBPyConnection, accepted: pa.Table, plan: StreamPlan) -> dict[str, pa.Table]:
-    """Tables built from the accepted rows that carry items (``acc``), with the items' category map."""
+    """Tables built from the accepted rows (``acc``; DuckDB reads only the columns and rows the
+    SQL needs), with the category map of their items."""
     if not plan.children:
         return {}
-    carrying = accepted.filter(pc.is_valid(accepted["_items"]))
-    items = pc.list_flatten(carrying["_items"])
+    items = pc.list_flatten(accepted["_items"])
     categories = (
         pc.unique(pc.struct_field(items, "category")).drop_null() if len(items) else pa.array([], pa.string())
     )
-    frame = pd.DataFrame({"raw": pd.array(categories.to_pylist(), dtype=std.STR)})
+    frame = pd.DataFrame({"raw": pd.arrays.ArrowStringArray(categories.cast(pa.string()))})
     mapped = rules.cached_lookup("category_map:category_lookup", frame, rules.category_lookup)
-    con.register("acc", carrying)
+    con.register("acc", accepted)
     con.register("item_category_map", pa.Table.from_pandas(mapped, preserve_index=False))
     out = {name: con.sql(sql).to_arrow_table() for name, sql in plan.children.items()}
     con.unregister("acc")
