@@ -163,3 +163,35 @@ def test_amounts_in_a_currency_without_rates_stop_the_file_with_a_fix(tmp_path, 
     assert "fx_rates.csv" in str(err.value.fix)
     lake = Lake(settings.lake_dir)
     assert [b.source for b in lake.batches()] == ["fx_rates"] and not lake.has("events")
+
+
+def test_lookup_memo_maps_seen_and_new_values_like_the_rule():
+    """Values seen in an earlier file are mapped from the Arrow memo, new ones by the rule; the
+    results equal the rule's on every value, and the memo holds each value once."""
+    import pyarrow as pa
+
+    from pipelines.ingest import rules, stream
+    from pipelines.ingest.nodes import Lookup
+
+    lookup = Lookup("email", "email_raw", rules.email_lookup, "email_map:memo-test", kind="email")
+    first = pa.table(
+        {"email_raw": ["A@x.com", "bad", None, "A@x.com"], "email": [None] * 4, "email_invalid": [None] * 4}
+    )
+    second = pa.table(
+        {"email_raw": ["bad", " C@Y.org", "c@y.org"], "email": [None] * 3, "email_invalid": [None] * 3}
+    )
+    out = [stream._apply_lookup(t, lookup) for t in (first, second, first)]
+    expected = rules.email_lookup(
+        pd.DataFrame({"raw": pd.array(["A@x.com", "bad", " C@Y.org", "c@y.org"], dtype="string")})
+    )
+    rule = {r.raw: (r.email if r.valid else None, not r.valid) for r in expected.itertuples()}
+    for table, result in zip((first, second, first), out, strict=True):
+        for raw, email, invalid in zip(
+            table["email_raw"].to_pylist(),
+            result["email"].to_pylist(),
+            result["email_invalid"].to_pylist(),
+            strict=True,
+        ):
+            assert (email, invalid) == (rule[raw] if raw is not None else (None, False))
+    keys, _ = stream._MEMO[("email_map:memo-test", None)]
+    assert sorted(keys.to_pylist()) == sorted(rule)
