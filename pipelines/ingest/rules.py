@@ -141,7 +141,8 @@ def flag_lookup(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def category_lookup(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.assign(category=[canonical_category(v) if pd.notna(v) else None for v in frame["raw"]])
+    categories = [canonical_category(v) if pd.notna(v) else None for v in frame["raw"]]
+    return frame.assign(category=pd.Series(categories, index=frame.index, dtype=std.STR))  # typed even if empty
 
 
 def fx_tables(fx: pd.DataFrame, base: str) -> dict[str, pa.Table]:
