@@ -142,6 +142,7 @@ EVENTS = Contract(
         Field("device_id", path="$.context.device.id"),
         Field("device_type", path="$.context.device.type"),
         Field("channel", path="$.context.channel"),
+        Field("locale", path="$.context.locale"),
         Field("email", "email", on_invalid="flag", path="$.traits.email"),
         Field("phone", path="$.traits.phone"),
         Field("first_name", path="$.traits.firstName"),

@@ -75,6 +75,36 @@ LINES: list[object] = [
     _event(18, properties={"category": "  ", "price": "abc"}),  # blank category; price not a number
     _event(19, type="alias", event=None, previousId="a1", userId="C1"),
 ]
+#: identify events whose national-format phone is read in the region of the device's locale
+LOCALE_LINES: list[object] = [
+    _event(
+        30 + i,
+        type="identify",
+        event=None,
+        context={"channel": "app", "locale": locale},
+        traits={"phone": phone},
+    )
+    for i, (locale, phone) in enumerate(
+        [
+            ("en-GB", "020 7946 0958"),
+            ("fr_CA", "(416) 555-2368"),
+            (" de-DE ", "030 12345678"),
+            ("en", "020 7946 0958"),  # no region in the tag: the default country (US)
+            (None, "(212) 555-2368"),
+            ("fr-FR", "+44 20 7946 0958"),  # an international number ignores the locale
+            ("xx-ZZ", "020 7946 0958"),  # a region phonenumbers does not know
+        ]
+    )
+]
+EXPECTED_PHONES = [
+    "+442079460958",
+    "+14165552368",
+    "+493012345678",
+    None,
+    "+12125552368",
+    "+442079460958",
+    None,
+]
 
 
 def _ingest(tmp_path: Path, lines: list[object], one_pass: bool) -> Lake:
@@ -119,6 +149,14 @@ def test_one_pass_matches_the_generic_path_on_every_rule(tmp_path):
     assert lines["category"].tolist() == ["grocery", "home"] * 3
     assert lines["amount_base"].tolist() == pytest.approx([24.0, 12.0, 22.0, 11.0, 25.0, 12.5])
     assert q.loc[22, "reason"] == "invalid_amount" and len(q) == 13
+
+
+def test_event_phones_are_read_in_the_region_of_the_device_locale(tmp_path):
+    one, generic = _ingest(tmp_path, LOCALE_LINES, True), _ingest(tmp_path, LOCALE_LINES, False)
+    assert_same_tables(one, generic, ["events"])
+    ev = one.read("events").sort_values("_row")
+    assert ev["phone_e164"].tolist() == EXPECTED_PHONES
+    assert ev["locale"].tolist()[:3] == ["en-GB", "fr_CA", "de-DE"]
 
 
 def test_generic_path_is_taken_when_rows_do_not_line_up_with_lines(tmp_path):

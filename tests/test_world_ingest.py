@@ -46,6 +46,31 @@ def test_events_table_keeps_every_accepted_event(ingested_world):
     assert len(lake.read("events", ["message_id"])) == accepted
 
 
+def test_event_phones_are_read_in_the_device_locale_region(ingested_world):
+    """Web/app sign-ups type national numbers; with the device's locale every one is read
+    (before locales, GB/DE/FR numbers were read as US and came out invalid)."""
+    settings, _ = ingested_world
+    ev = (
+        Lake(settings.lake_dir)
+        .read("events", ["phone_raw", "phone_e164", "locale"])
+        .dropna(subset=["phone_raw"])
+    )
+    with_locale = ev[ev["locale"].notna()]
+    assert len(with_locale) > 500 and with_locale["phone_e164"].notna().all()
+    assert set(ev["locale"].dropna()) <= {
+        "en-US",
+        "es-US",
+        "en-CA",
+        "fr-CA",
+        "en-GB",
+        "pl-GB",
+        "de-DE",
+        "en-DE",
+        "fr-FR",
+        "en-FR",
+    }
+
+
 @pytest.mark.parametrize("domain", ["gmail.com", "yahoo.co.uk", "mail.example.org", "t-online.de"])
 @pytest.mark.parametrize("kind", [0, 1, 2])
 def test_planted_malformed_emails_are_invalid(domain, kind):

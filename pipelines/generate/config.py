@@ -56,6 +56,17 @@ STORES: tuple[tuple[str, int, str, int, bool], ...] = (
 
 CHANNELS: tuple[str, ...] = ("web", "app", "store")
 DEVICE_TYPES: tuple[str, ...] = ("desktop", "tablet", "mobile")
+#: ``context.locale`` a device reports, per country of its owner (the second is a minority
+#: language: French in Canada, English elsewhere); some devices report none.
+DEVICE_LOCALES: tuple[tuple[str, str], ...] = (
+    ("en-US", "es-US"),
+    ("en-CA", "fr-CA"),
+    ("en-GB", "pl-GB"),
+    ("de-DE", "en-DE"),
+    ("fr-FR", "en-FR"),
+)
+DEVICE_LOCALE_SECOND_SHARE = 0.2
+DEVICE_NO_LOCALE_SHARE = 0.08
 AGE_BANDS: tuple[str, ...] = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
 N_CATEGORIES = len(CATEGORIES)
 PRODUCTS_PER_CATEGORY = 400

@@ -32,7 +32,16 @@ from pipelines.generate.behaviour import (
 )
 from pipelines.generate.campaigns import CampaignLog
 from pipelines.generate.clock import OffsetTable, local_ms
-from pipelines.generate.config import COUNTRY_CURRENCY_IDX, CURRENCIES, DAY_MS, Calendar, stage_rng
+from pipelines.generate.config import (
+    COUNTRY_CURRENCY_IDX,
+    CURRENCIES,
+    DAY_MS,
+    DEVICE_LOCALE_SECOND_SHARE,
+    DEVICE_LOCALES,
+    DEVICE_NO_LOCALE_SHARE,
+    Calendar,
+    stage_rng,
+)
 from pipelines.generate.ids import iso_timestamps, prefixed_ids, uuid_strings
 from pipelines.generate.people import Persons
 from pipelines.generate.sources import (
@@ -60,6 +69,17 @@ Links = tuple[str, pa.Array | Callable[[int, int], pa.Array], np.ndarray, np.nda
 def salt(seed: int, name: str) -> int:
     """Per-seed salt of one id namespace."""
     return zlib.crc32(f"{seed}:{name}".encode())
+
+
+def device_locales(seed: int, owner_country: np.ndarray) -> pa.Array:
+    """The ``context.locale`` of each device (null where it reports none), from its owner's
+    country; drawn from a stage generator of its own, so other draws do not move."""
+    rng = stage_rng(seed, "device_locale")
+    u = rng.random(len(owner_country))
+    table = np.array(DEVICE_LOCALES, dtype=object)
+    loc = table[owner_country, (u < DEVICE_LOCALE_SECOND_SHARE).astype(np.int64)]
+    loc[rng.random(len(owner_country)) < DEVICE_NO_LOCALE_SHARE] = None
+    return pa.array(loc, pa.string())
 
 
 def write_event_files(
@@ -103,6 +123,7 @@ def write_event_files(
                 "devid": uuid_strings(dev_ids, salt(seed, "device"), upper=dev.chan == 1),
                 "chan": dev.chan,
                 "dtype": dev.dtype,
+                "loc": device_locales(seed, p.country[dev.owner]),
             }
         ),
     )

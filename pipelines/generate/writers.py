@@ -102,6 +102,7 @@ def device_json_sql() -> str:
     """Per device: the ``anonymousId`` and ``context`` members of its events."""
     return f"""
     SELECT '"anonymousId":"' || anon || '","context":{{"channel":"' || ['web', 'app'][chan + 1]
+        || coalesce('","locale":"' || loc, '')
         || '","device":{{"id":"' || devid || '","type":"' || {sql_list(DEVICE_TYPES)}[dtype + 1] || '"}}}}' AS devpart
     FROM dev_src ORDER BY dev
     """

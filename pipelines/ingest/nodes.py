@@ -34,7 +34,8 @@ class Lookup:
     build: Callable
     cache: str
     value: str = "value"
-    region: str | None = None  # constant second key of the lookup (phones: the default country)
+    region: str | None = None  # constant second key of the lookup
+    region_column: str | None = None  # or a per-row one (phones: the region of the locale)
     kind: str = "value"
 
 
@@ -160,7 +161,7 @@ def pos_transactions(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, 
 _EVENT_COLUMNS = """
     o.v_message_id AS message_id, o.v_type AS type, o.v_event AS event, o.p_timestamp AS ts,
     o.v_anonymous_id AS anonymous_id, o.v_user_id AS user_id, o.v_previous_id AS previous_id,
-    o.v_device_id AS device_id, o.v_device_type AS device_type, lower(o.v_channel) AS channel,
+    o.v_device_id AS device_id, o.v_device_type AS device_type, lower(o.v_channel) AS channel, o.v_locale AS locale,
     o.v_name AS page_name, o.v_page_path AS page_path,
     {email} AS email, o.v_email AS email_raw, {email_invalid} AS email_invalid,
     {phone} AS phone_e164, o.v_phone AS phone_raw, {first_name} AS first_name, {last_name} AS last_name,
@@ -211,6 +212,11 @@ def _order_lines(orders: str, category_map: str) -> str:
         ORDER BY l._row, l.line_number"""
 
 
+def _phone_region(ctx: Context, row: str = "") -> str:
+    """Where an event's phone without a calling code is read: its device locale's region."""
+    return rules.locale_region(f"{row}v_locale", ctx.default_country)
+
+
 def events(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, str]:
     _names(con, ["first_name", "last_name"])
     _categories(
@@ -221,7 +227,7 @@ def events(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, str]:
     rules.register_lookup(
         con,
         "phone_map",
-        f"SELECT v_phone AS raw, '{ctx.default_country}' AS region FROM v WHERE v_phone IS NOT NULL",
+        f"SELECT v_phone AS raw, {_phone_region(ctx)} AS region FROM v WHERE v_phone IS NOT NULL",
         rules.phone_lookup,
     )
     base, joins = rules.to_base("o.p_revenue", "o.p_currency", "o._fx_date", "r")
@@ -230,7 +236,7 @@ def events(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, str]:
         SELECT {columns}
         FROM {_EVENT_ROWS.format(rows=OK)}
         {joins}
-        LEFT JOIN phone_map ph ON ph.raw = o.v_phone
+        LEFT JOIN phone_map ph ON ph.raw = o.v_phone AND ph.region = {_phone_region(ctx, "o.")}
         LEFT JOIN name_map fn ON fn.raw = o.v_first_name
         LEFT JOIN name_map ln ON ln.raw = o.v_last_name
         LEFT JOIN category_map c ON c.raw = o.v_category
@@ -245,7 +251,8 @@ def events_stream(ctx: Context) -> StreamPlan:
     main = f"""
         SELECT {columns}, o._reason, o._field,
                CASE WHEN o._reason IS NOT NULL THEN {empty} END AS _empty,
-               CASE WHEN o._is_order THEN o._products END AS _items
+               CASE WHEN o._is_order THEN o._products END AS _items,
+               CASE WHEN o.v_phone IS NOT NULL THEN {_phone_region(ctx, "o.")} END AS _phone_region
         FROM {_EVENT_ROWS.format(rows="v")}"""
     orders = (
         """SELECT order_id, message_id, ts, user_id, anonymous_id, channel, currency, _items, _row FROM acc"""
@@ -262,7 +269,7 @@ def events_stream(ctx: Context) -> StreamPlan:
                 rules.phone_lookup,
                 "phone_map:phone_lookup",
                 "e164",
-                ctx.default_country,
+                region_column="_phone_region",
             ),
             Lookup("first_name", "first_name", rules.name_lookup, names, "name"),
             Lookup("last_name", "last_name", rules.name_lookup, names, "name"),

@@ -30,6 +30,13 @@ def local_to_utc(expr: str, tz_expr: str) -> str:
     return f"CASE WHEN {tz_expr} IN (SELECT name FROM tz_names) THEN timezone({tz_expr}, {naive}) END"
 
 
+def locale_region(locale_expr: str, default: str) -> str:
+    """The region of a locale tag (``en-GB``, ``fr_CA`` → ``GB``, ``CA``): the country phones
+    written without a calling code are read in. ``default`` when the tag has none (``en``)."""
+    region = f"regexp_extract({locale_expr}, '^[A-Za-z]{{2,3}}[-_]([A-Za-z]{{2}})$', 1)"
+    return f"coalesce(upper(nullif({region}, '')), '{default}')"
+
+
 def amount(expr: str) -> str:
     return f"try_cast({expr} AS DOUBLE)"
 
@@ -142,7 +149,9 @@ def flag_lookup(frame: pd.DataFrame) -> pd.DataFrame:
 
 def category_lookup(frame: pd.DataFrame) -> pd.DataFrame:
     categories = [canonical_category(v) if pd.notna(v) else None for v in frame["raw"]]
-    return frame.assign(category=pd.Series(categories, index=frame.index, dtype=std.STR))  # typed even if empty
+    return frame.assign(
+        category=pd.Series(categories, index=frame.index, dtype=std.STR)
+    )  # typed even if empty
 
 
 def fx_tables(fx: pd.DataFrame, base: str) -> dict[str, pa.Table]:

@@ -40,7 +40,7 @@ from pipelines.ingest.validate import duplicate_rows_sql, validation_sql
 #: String columns with at most this share of distinct values (in a sample) get a dictionary.
 DICTIONARY_RATIO = 0.3
 
-HELPERS = ("_reason", "_field", "_empty", "_items")
+HELPERS = ("_reason", "_field", "_empty", "_items", "_phone_region")
 
 
 @dataclass
@@ -124,6 +124,8 @@ def _without(table: pa.Table, drop: np.ndarray) -> pa.Table:
 def _apply_lookup(table: pa.Table, lookup: Lookup) -> pa.Table:
     """Replace ``lookup.column`` by the rule's value for each distinct raw value of ``lookup.source``."""
     raw = table[lookup.source]
+    if lookup.region_column is not None:  # key: raw value and region, joined
+        raw = pc.binary_join_element_wise(raw, table[lookup.region_column], _SEPARATOR)
     keys, values = _known(lookup, pc.unique(raw).drop_null())
     position = pc.index_in(raw, value_set=keys)
     if lookup.kind == "email":
@@ -137,6 +139,7 @@ def _apply_lookup(table: pa.Table, lookup: Lookup) -> pa.Table:
 #: earlier file is mapped in Arrow without going through Python (the GIL) again.
 _MEMO: dict[tuple[str, str | None], tuple[pa.Array, pa.Table]] = {}
 _MEMO_LOCK = threading.Lock()
+_SEPARATOR = "\x1f"
 
 
 def _outputs(lookup: Lookup) -> list[str]:
@@ -146,7 +149,7 @@ def _outputs(lookup: Lookup) -> list[str]:
 def _known(lookup: Lookup, distinct: pa.Array) -> tuple[pa.Array, pa.Table]:
     """``(keys, values)`` covering every value of ``distinct``: the memo's, plus the rule run
     (through :func:`rules.cached_lookup`, shared with the generic path) on the values it lacks."""
-    memo_key = (lookup.cache, lookup.region)
+    memo_key = (lookup.cache, lookup.region if lookup.region_column is None else f"[{lookup.region_column}]")
     with _MEMO_LOCK:
         memo = _MEMO.get(memo_key)
     if memo is not None:
@@ -156,7 +159,14 @@ def _known(lookup: Lookup, distinct: pa.Array) -> tuple[pa.Array, pa.Table]:
         distinct = distinct.filter(pc.invert(hit))
     if not len(distinct) and memo is not None:
         return known_keys, known
-    frame = pd.DataFrame({"raw": pd.arrays.ArrowStringArray(distinct)})
+    if lookup.region_column is not None:
+        parts = pc.split_pattern(distinct, _SEPARATOR, max_splits=1, reverse=True)
+        raw, region = (pc.list_element(parts, i).cast(pa.string()) for i in (0, 1))
+        frame = pd.DataFrame(
+            {"raw": pd.arrays.ArrowStringArray(raw), "region": pd.arrays.ArrowStringArray(region)}
+        )
+    else:
+        frame = pd.DataFrame({"raw": pd.arrays.ArrowStringArray(distinct)})
     if lookup.region is not None:
         frame["region"] = pd.array([lookup.region] * len(frame), dtype=std.STR)
     mapped = rules.cached_lookup(lookup.cache, frame, lookup.build)
