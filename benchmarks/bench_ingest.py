@@ -118,7 +118,12 @@ def main() -> None:
         )
     print(
         json.dumps(
-            {"customers": args.customers, "generate": gen, "ingest": ing, "raw_gib": raw_bytes / 2**30},
+            {
+                "customers": args.customers if gen else None,
+                "generate": gen,
+                "ingest": ing,
+                "raw_gib": raw_bytes / 2**30,
+            },
             default=str,
         )
     )
