@@ -147,6 +147,17 @@ def test_line_index_fetches_lines_across_chunk_boundaries(tmp_path, monkeypatch)
     assert got["line"] == [lines[r - 1].removesuffix("\r") for r in rows]
 
 
+@pytest.mark.parametrize("content", [b"", b"{}", b"{}\n", b"\n\n"])
+def test_line_index_counts_lines_of_tiny_files(tmp_path, content):
+    from cip.lake import file_sha256
+    from pipelines.ingest.readers import LineIndex
+
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(content)
+    index = LineIndex(path)
+    assert index.count == len(content.decode().splitlines()) and index.sha256 == file_sha256(path)
+
+
 def test_parallel_stagings_are_limited_by_memory():
     from pipelines.ingest.pipeline import plan_workers
 

@@ -9,7 +9,11 @@ import bisect
 import hashlib
 import json
 import mmap
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 import numpy as np
@@ -121,14 +125,16 @@ class LineIndex:
         digest = hashlib.sha256()
         self._ends: list[int] = []  # newlines in the file up to the end of each chunk
         self.count, last = 0, b"\n"
-        try:
-            with open(path, "rb") as fh:
-                while chunk := fh.read(self.CHUNK):
+        try:  # mapped, not read: the page cache is hashed and counted in place, without copies
+            with open(path, "rb") as fh, _mapped(fh) as data:
+                for start in range(0, len(data), self.CHUNK):
+                    chunk = data[start : start + self.CHUNK]
                     digest.update(chunk)
                     self.count += _newlines(chunk)
                     self._ends.append(self.count)
-                    last = chunk[-1:]
-        except OSError as exc:
+                    last = bytes(chunk[-1:])
+                    chunk.release()
+        except (OSError, ValueError) as exc:
             raise self._error(exc) from exc
         self.sha256 = digest.hexdigest()
         self.count += last != b"\n"
@@ -170,7 +176,21 @@ class LineIndex:
         return pa.table({ROW: pa.array(rows, type=pa.int64()), "line": pa.array(texts, type=pa.string())})
 
 
-def _newlines(chunk: bytes) -> int:
+@contextmanager
+def _mapped(fh: BinaryIO) -> Iterator[memoryview]:
+    """The whole file as a read-only memoryview (empty for an empty file, which cannot be mapped)."""
+    if os.fstat(fh.fileno()).st_size == 0:
+        yield memoryview(b"")
+        return
+    with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        view = memoryview(data)
+        try:
+            yield view
+        finally:
+            view.release()
+
+
+def _newlines(chunk: bytes | memoryview) -> int:
     """Newline bytes in ``chunk``: numpy counts them 2.5× faster than ``bytes.count`` and
     without holding the GIL (the other staging thread keeps running Python)."""
     return int(np.count_nonzero(np.frombuffer(chunk, dtype=np.uint8) == 10))
