@@ -158,6 +158,16 @@ def test_line_index_counts_lines_of_tiny_files(tmp_path, content):
     assert index.count == len(content.decode().splitlines()) and index.sha256 == file_sha256(path)
 
 
+def test_prefetch_is_only_a_hint(tmp_path):
+    from pipelines.ingest.readers import LineIndex, prefetch
+
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(b"{}\n" * 1000)
+    prefetch(path)
+    prefetch(tmp_path / "missing.jsonl")  # problems surface when the file is read, not here
+    assert LineIndex(path).count == 1000
+
+
 def test_parallel_stagings_are_limited_by_memory():
     from pipelines.ingest.pipeline import plan_workers
 

@@ -27,7 +27,7 @@ from cip.lake import BatchRecord, Lake, file_sha256
 from cip.settings import Settings
 from pipelines.ingest import rules, stream
 from pipelines.ingest.nodes import NODES, STREAM_NODES, Context
-from pipelines.ingest.readers import LineIndex, load_csv, load_jsonl, load_rejected, mark_malformed
+from pipelines.ingest.readers import LineIndex, load_csv, load_jsonl, load_rejected, mark_malformed, prefetch
 from pipelines.ingest.validate import duplicate_rows_sql, validation_sql
 
 Progress = Callable[[str, int, int], None]
@@ -414,6 +414,8 @@ def _ingest_source(
     known = lake.known_hashes()
 
     def stage(i: int, path: Path) -> _Staged:
+        if i + workers < len(paths):  # read the file after this round from disk meanwhile
+            prefetch(paths[i + workers])
         index = LineIndex(path) if contract.format == "jsonl" else None  # hashes while counting lines
         sha = index.sha256 if index is not None else file_sha256(path)
         if sha in known:
