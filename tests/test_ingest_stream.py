@@ -159,6 +159,22 @@ def test_event_phones_are_read_in_the_region_of_the_device_locale(tmp_path):
     assert ev["locale"].tolist()[:3] == ["en-GB", "fr_CA", "de-DE"]
 
 
+def test_order_lines_match_for_odd_item_lists(tmp_path):
+    """Items flattened in Arrow (one-pass) number and carry their order like SQL ``unnest``."""
+    item = {"product_id": "SKU9", "category": "toys", "price": 2, "quantity": 3}
+    lines = [
+        _order(1, "USD", "2024-01-02T00:00:00Z", products=[None, item]),  # a null item keeps its number
+        _event(2),  # no items between two orders
+        _order(3, "USD", "2024-01-02T00:00:00Z", products=[]),
+        _order(4, "USD", "2024-01-02T00:00:00Z", products=[item, {}, item]),
+        _order(5, "JPY", "2024-01-02T00:00:00Z", products=[item]),  # rejected: no lines
+    ]
+    one, generic = _ingest(tmp_path, lines, True), _ingest(tmp_path, lines, False)
+    assert_same_tables(one, generic, ["order_lines"])
+    got = one.read("order_lines").sort_values(["_row", "line_number"])
+    assert list(zip(got["_row"], got["line_number"], strict=True)) == [(1, 1), (1, 2), (4, 1), (4, 2), (4, 3)]
+
+
 def test_generic_path_is_taken_when_rows_do_not_line_up_with_lines(tmp_path):
     lines = [_event(1), "", _event(2), "{broken"]
     one, generic = _ingest(tmp_path, lines, True), _ingest(tmp_path, lines, False)

@@ -55,8 +55,8 @@ class StreamPlan:
     """A JSON-lines source standardized in one pass (see ``stream.py``). ``main`` selects one row
     per line from the validation view ``v`` (every row, with ``_reason``, ``_field``, ``_empty``
     and the items list ``_items``); ``lookups`` finish its columns; each of ``children`` is a
-    SELECT over ``acc`` (the accepted rows; ``_items`` is NULL where there are none) and
-    ``item_category_map``."""
+    SELECT over ``items`` (one row per item of the accepted rows: their ``item_columns``, the
+    ``item`` and its 1-based ``line_number``) and ``item_category_map``."""
 
     table: str
     main: str
@@ -64,6 +64,7 @@ class StreamPlan:
     children: dict[str, str] = field(default_factory=dict)
     conversions: tuple[Conversion, ...] = ()
     currency_column: str | None = None
+    item_columns: tuple[str, ...] = ()
 
 
 OK = "(SELECT * FROM v WHERE _reason IS NULL)"
@@ -193,8 +194,18 @@ _ORDERS = """SELECT o.v_order_id AS order_id, o.v_message_id AS message_id, o.p_
              FROM {rows} o WHERE o.v_event = 'Order Completed'"""
 
 
-def _order_lines(orders: str, category_map: str) -> str:
-    """One row per item of each order in ``orders`` (columns as :data:`_ORDERS`)."""
+#: The order columns each order line carries (besides its ``item`` and ``line_number``).
+ORDER_LINE_PARENT = ("order_id", "message_id", "ts", "user_id", "anonymous_id", "channel", "currency", "_row")
+
+
+def _unnested(orders: str) -> str:
+    """One row per item of each order in ``orders`` (columns as :data:`_ORDERS`): the order's
+    columns, ``item`` and its 1-based ``line_number``."""
+    return f"SELECT *, unnest(_items) AS item, generate_subscripts(_items, 1) AS line_number FROM ({orders}) WHERE len(_items) > 0"
+
+
+def _order_lines(items: str, category_map: str) -> str:
+    """Order lines from ``items`` (rows as :func:`_unnested` gives them)."""
     base, joins = rules.to_base("l.amount", "l.currency", "l._fx_date", "lr")
     quantity = "coalesce(try_cast(item.quantity AS BIGINT), 1)"
     return f"""
@@ -205,8 +216,7 @@ def _order_lines(orders: str, category_map: str) -> str:
                      anonymous_id, channel, item.product_id AS product_id, item.category AS category,
                      {quantity} AS quantity, try_cast(item.price AS DOUBLE) AS price, currency,
                      {quantity} * try_cast(item.price AS DOUBLE) AS amount, _row
-              FROM (SELECT *, unnest(_items) AS item, generate_subscripts(_items, 1) AS line_number
-                    FROM ({orders}) WHERE len(_items) > 0)) l
+              FROM ({items})) l
         {joins}
         LEFT JOIN {category_map} c ON c.raw = l.category
         ORDER BY l._row, l.line_number"""
@@ -241,7 +251,10 @@ def events(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, str]:
         LEFT JOIN name_map ln ON ln.raw = o.v_last_name
         LEFT JOIN category_map c ON c.raw = o.v_category
         """
-    return {"events": events_sql, "order_lines": _order_lines(_ORDERS.format(rows=OK), "category_map")}
+    return {
+        "events": events_sql,
+        "order_lines": _order_lines(_unnested(_ORDERS.format(rows=OK)), "category_map"),
+    }
 
 
 def events_stream(ctx: Context) -> StreamPlan:
@@ -254,9 +267,6 @@ def events_stream(ctx: Context) -> StreamPlan:
                CASE WHEN o._is_order THEN o._products END AS _items,
                CASE WHEN o.v_phone IS NOT NULL THEN {_phone_region(ctx, "o.")} END AS _phone_region
         FROM {_EVENT_ROWS.format(rows="v")}"""
-    orders = (
-        """SELECT order_id, message_id, ts, user_id, anonymous_id, channel, currency, _items, _row FROM acc"""
-    )
     names = "name_map:name_lookup"
     return StreamPlan(
         table="events",
@@ -275,7 +285,8 @@ def events_stream(ctx: Context) -> StreamPlan:
             Lookup("last_name", "last_name", rules.name_lookup, names, "name"),
             Lookup("category", "category", rules.category_lookup, "category_map:category_lookup", "category"),
         ),
-        children={"order_lines": _order_lines(orders, "item_category_map")},
+        children={"order_lines": _order_lines("SELECT * FROM items", "item_category_map")},
+        item_columns=ORDER_LINE_PARENT,
         conversions=(Conversion("revenue_base", "revenue", "currency", "ts"),),
         currency_column="currency",
     )

@@ -235,22 +235,34 @@ def _set(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
 
 
 def _children(con: duckdb.DuckDBPyConnection, accepted: pa.Table, plan: StreamPlan) -> dict[str, pa.Table]:
-    """Tables built from the accepted rows (``acc``; DuckDB reads only the columns and rows the
-    SQL needs), with the category map of their items."""
+    """Tables built from the items of the accepted rows (``items``: flattened in Arrow, each with
+    its row's ``plan.item_columns`` and its line number), with the category map of the items."""
     if not plan.children:
         return {}
-    items = pc.list_flatten(accepted["_items"])
-    categories = (
-        pc.unique(pc.struct_field(items, "category")).drop_null() if len(items) else pa.array([], pa.string())
-    )
+    items = _items(accepted, plan.item_columns)
+    categories = pc.unique(pc.struct_field(items["item"], "category")).drop_null()
     frame = pd.DataFrame({"raw": pd.arrays.ArrowStringArray(categories.cast(pa.string()))})
     mapped = rules.cached_lookup("category_map:category_lookup", frame, rules.category_lookup)
-    con.register("acc", accepted)
+    con.register("items", items)
     con.register("item_category_map", pa.Table.from_pandas(mapped, preserve_index=False))
     out = {name: con.sql(sql).to_arrow_table() for name, sql in plan.children.items()}
-    con.unregister("acc")
+    con.unregister("items")
     con.unregister("item_category_map")
     return out
+
+
+def _items(accepted: pa.Table, columns: tuple[str, ...]) -> pa.Table:
+    """One row per element of the ``_items`` lists: the parent row's ``columns``, the element as
+    ``item`` and its 1-based ``line_number`` (what SQL ``unnest`` + ``generate_subscripts`` give)."""
+    lists = accepted["_items"].combine_chunks()
+    parents = pc.list_parent_indices(lists)
+    parent = parents.to_numpy()  # non-decreasing: a row's items are consecutive, in order
+    first = np.concatenate(([True], parent[1:] != parent[:-1])) if len(parent) else np.zeros(0, bool)
+    starts = np.flatnonzero(first)
+    line = np.arange(len(parent)) - starts[np.cumsum(first) - 1] + 1
+    items = accepted.select(list(columns)).take(parents)
+    items = items.append_column("item", pc.list_flatten(lists))
+    return items.append_column("line_number", pa.array(line, pa.int64()))
 
 
 def _with_lineage(table: pa.Table, lineage: dict[str, pa.Array]) -> pa.Table:
