@@ -10,10 +10,7 @@ import hashlib
 import json
 import mmap
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
 
 import duckdb
 import numpy as np
@@ -125,16 +122,17 @@ class LineIndex:
         digest = hashlib.sha256()
         self._ends: list[int] = []  # newlines in the file up to the end of each chunk
         self.count, last = 0, b"\n"
-        try:  # mapped, not read: the page cache is hashed and counted in place, without copies
-            with open(path, "rb") as fh, _mapped(fh) as data:
-                for start in range(0, len(data), self.CHUNK):
-                    chunk = data[start : start + self.CHUNK]
+        buffer = bytearray(self.CHUNK)  # one buffer, refilled: no fresh pages per chunk
+        view = memoryview(buffer)
+        try:  # read, not mapped: a file truncated meanwhile (log rotation) must not crash the process
+            with open(path, "rb", buffering=0) as fh:
+                while size := fh.readinto(buffer):
+                    chunk = view[:size]
                     digest.update(chunk)
                     self.count += _newlines(chunk)
                     self._ends.append(self.count)
                     last = bytes(chunk[-1:])
-                    chunk.release()
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             raise self._error(exc) from exc
         self.sha256 = digest.hexdigest()
         self.count += last != b"\n"
@@ -189,20 +187,6 @@ def prefetch(path: Path) -> None:
             os.close(fd)
     except OSError:
         pass  # only a hint; reading the file reports real problems
-
-
-@contextmanager
-def _mapped(fh: BinaryIO) -> Iterator[memoryview]:
-    """The whole file as a read-only memoryview (empty for an empty file, which cannot be mapped)."""
-    if os.fstat(fh.fileno()).st_size == 0:
-        yield memoryview(b"")
-        return
-    with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        view = memoryview(data)
-        try:
-            yield view
-        finally:
-            view.release()
 
 
 def _newlines(chunk: bytes | memoryview) -> int:
