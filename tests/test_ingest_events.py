@@ -158,6 +158,19 @@ def test_line_index_counts_lines_of_tiny_files(tmp_path, content):
     assert index.count == len(content.decode().splitlines()) and index.sha256 == file_sha256(path)
 
 
+def test_a_file_truncated_while_ingested_gives_a_clear_error(tmp_path):
+    from cip.errors import SourceFileError
+    from pipelines.ingest.readers import LineIndex
+
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(b"{}\n" * 100)
+    index = LineIndex(path)
+    with path.open("r+b") as fh:
+        fh.truncate(30)  # log rotation with copytruncate, say
+    with pytest.raises(SourceFileError, match="changed while ingested"):
+        index.table([90])
+
+
 def test_prefetch_is_only_a_hint(tmp_path):
     from pipelines.ingest.readers import LineIndex, prefetch
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
-import mmap
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 import numpy as np
@@ -143,33 +143,49 @@ class LineIndex:
             self.path, f"cannot be read as JSON lines ({exc})", fix="write one UTF-8 JSON object per line"
         )
 
-    def _start(self, data: mmap.mmap, row: int, found: dict[int, np.ndarray]) -> int:
+    def _start(self, fh: BinaryIO, row: int, found: dict[int, np.ndarray]) -> int:
         """Byte offset where 1-based line ``row`` starts (after the ``row - 1``-th newline)."""
         before = row - 1
         if before == 0:
             return 0
         c = bisect.bisect_left(self._ends, before)
         if c not in found:
-            start = c * self.CHUNK
-            chunk = np.frombuffer(
-                data, dtype=np.uint8, count=min(self.CHUNK, len(data) - start), offset=start
+            fh.seek(c * self.CHUNK)
+            found[c] = (
+                np.flatnonzero(np.frombuffer(fh.read(self.CHUNK), dtype=np.uint8) == 10) + c * self.CHUNK
             )
-            found[c] = np.flatnonzero(chunk == 10) + start
         return int(found[c][before - (self._ends[c - 1] if c else 0) - 1]) + 1
 
+    @staticmethod
+    def _line_at(fh: BinaryIO, start: int) -> bytes:
+        """The bytes from ``start`` up to the next newline (or the end of the file)."""
+        fh.seek(start)
+        parts = []
+        while block := fh.read(1 << 16):
+            cut = block.find(b"\n")
+            parts.append(block if cut < 0 else block[:cut])
+            if cut >= 0:
+                break
+        return b"".join(parts)
+
     def table(self, rows: list[int]) -> pa.Table:
-        """``(_row, line)`` for the given 1-based line numbers."""
+        """``(_row, line)`` for the given 1-based line numbers. The file is read, not mapped: one
+        truncated meanwhile gives a clear error, not a crash."""
         texts = []
         if rows:
-            with open(self.path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            with open(self.path, "rb") as fh:
                 found: dict[int, np.ndarray] = {}
                 for row in rows:
-                    start = self._start(data, row, found)
-                    end = data.find(b"\n", start)
-                    raw = data[start : len(data) if end < 0 else end]
                     try:
+                        raw = self._line_at(fh, self._start(fh, row, found))
                         texts.append((raw[:-1] if raw.endswith(b"\r") else raw).decode())
-                    except UnicodeDecodeError as exc:
+                    except IndexError as exc:  # fewer lines than counted: the file changed
+                        raise SourceFileError(
+                            self.path,
+                            f"changed while ingested (line {row} is gone)",
+                            fix="ingest it again once nothing writes to it (rotate logs by renaming, not copytruncate)",
+                        ) from exc
+                    except (UnicodeDecodeError, OSError) as exc:
                         raise self._error(exc) from exc
         return pa.table({ROW: pa.array(rows, type=pa.int64()), "line": pa.array(texts, type=pa.string())})
 
