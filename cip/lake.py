@@ -2,7 +2,8 @@
 
 Layout under ``settings.lake_dir``::
 
-    raw/<source>/<batch_id>/<file name>   byte-for-byte copy of each ingested file (read-only)
+    raw/<source>/<batch_id>/<file name>   byte-for-byte copy of each ingested file (read-only):
+                                          the bytes that were hashed and parsed
     tables/<table>/<batch_id>.parquet     standardized rows, one file per ingested batch
     quarantine/<batch_id>.parquet         rejected rows with file, line, field and reason
     derived/<table>.parquet               tables rebuilt whole by later stages (identity, profiles)
@@ -47,6 +48,11 @@ class BatchRecord:
     ingested_at: str
     tables: dict[str, int] = field(default_factory=dict)
     flagged: dict[str, int] = field(default_factory=dict)
+    bytes: int = 0  # size of the raw file (0 in manifests written before it was recorded)
+
+
+#: Folder of a staging folder (and of the lake) that holds the raw copies of source files.
+RAW = "raw"
 
 
 def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
@@ -124,16 +130,18 @@ class Lake:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
 
-    def publish(self, staging: Path, record: BatchRecord, raw_file: Path) -> None:
-        """Move a staged batch into the lake, then add it to the manifest (the commit point)."""
-        raw_dest = self.root / "raw" / record.source / record.batch_id / record.file_name
+    def publish(self, staging: Path, record: BatchRecord) -> None:
+        """Move a staged batch into the lake, then add it to the manifest (the commit point). The
+        staging folder holds the raw copy of the file under ``raw/`` (read-only once published)."""
+        raw_dest = self.root / RAW / record.source / record.batch_id / record.file_name
         raw_dest.parent.mkdir(parents=True, exist_ok=True)
         if not raw_dest.exists():
-            tmp = raw_dest.with_name(f".{raw_dest.name}.tmp")
-            shutil.copyfile(raw_file, tmp)
-            os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-            os.replace(tmp, raw_dest)
+            snapshot = staging / RAW / record.file_name
+            os.chmod(snapshot, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            os.replace(snapshot, raw_dest)
         for staged in sorted(staging.rglob("*.parquet")):
+            if staged.is_relative_to(staging / RAW):
+                continue
             dest = self.root / staged.relative_to(staging)
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged, dest)

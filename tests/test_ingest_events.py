@@ -190,3 +190,79 @@ def test_parallel_stagings_are_limited_by_memory():
     assert plan_workers(2, 0, 1, gib // 2, 24 * gib) == 1  # one file
     assert plan_workers(4, 0, 10, 2 * gib, 24 * gib) == 1  # two 8 GiB peaks would not fit in 12 GiB
     assert plan_workers(4, 0, 10, 20 * gib, 24 * gib) == 1  # never fewer than one
+
+
+def _lake_raw(lake: Lake, batch) -> Path:
+    return lake.root / "raw" / batch.source / batch.batch_id / batch.file_name
+
+
+def test_a_file_changed_after_its_snapshot_is_ingested_as_snapshotted(tmp_path):
+    """The hash, the parsed rows, the quarantine and the lake's raw copy all come from one copy of
+    the file, taken in the read that hashes it: a writer still appending meanwhile changes none."""
+    from cip.contracts import CONTRACTS
+    from cip.lake import file_sha256
+    from pipelines.ingest.pipeline import stage_file
+    from pipelines.ingest.readers import take_snapshot
+
+    raw = tmp_path / "raw"
+    path = _write(raw, "2024-01.jsonl", [_event(1), "{broken", _event(2)])
+    before = path.read_bytes()
+    settings = _settings(tmp_path)
+    lake = Lake(settings.lake_dir)
+    staging = lake.new_staging("events.0")
+    snapshot = take_snapshot(path, staging / "raw" / path.name, json_lines=True)
+    with path.open("a") as fh:  # the exporter appends, then rewrites the start
+        fh.write(json.dumps(_event(3)) + "\n")
+    with path.open("r+b") as fh:
+        fh.write(b"XXXX")
+    contract = next(c for c in CONTRACTS if c.source == "events")
+    fx = pd.DataFrame(columns=["date", "currency", "rate_to_base"])
+    report, record = stage_file(contract, snapshot, staging, settings=settings, now=NOW, fx=fx)
+    assert (record.rows_in, record.rows_accepted, record.rows_quarantined) == (3, 2, 1)
+    assert record.sha256 == snapshot.sha256 and record.bytes == len(before)
+    lake.publish(staging, record)
+    lake.discard(staging)
+    (batch,) = lake.batches()
+    copy = _lake_raw(lake, batch)
+    assert copy.read_bytes() == before and file_sha256(copy) == batch.sha256
+    assert not copy.stat().st_mode & 0o222  # read-only
+    assert sorted(lake.read("events")["message_id"]) == ["m1", "m2"]
+    quarantined = lake.read("quarantine")
+    assert quarantined["record"].tolist() == ["{broken"] and quarantined["source_file"].tolist() == [
+        path.name
+    ]
+
+
+def test_raw_copies_match_the_manifest_and_reingest_hashes_without_copying(tmp_path, monkeypatch):
+    """Every published raw copy hashes to its manifest record. A second run over the same files
+    hashes them in place (same name and size as a batch) and copies nothing; a renamed copy of
+    a file is snapshotted, found known by its hash, and skipped."""
+    from cip.lake import file_sha256
+    from pipelines.ingest import pipeline
+
+    raw = tmp_path / "raw"
+    for month in (1, 2):
+        _write(raw, f"2024-{month:02d}.jsonl", [_event(month * 10 + i) for i in range(3)])
+    settings = _settings(tmp_path)
+    run(settings, raw, now=NOW)
+    lake = Lake(settings.lake_dir)
+    batches = lake.batches()
+    assert {b.source for b in batches} == {"fx_rates", "events"}
+    for batch in batches:
+        copy = _lake_raw(lake, batch)
+        assert file_sha256(copy) == batch.sha256 and copy.stat().st_size == batch.bytes > 0
+
+    snapshots: list[Path] = []
+    real = pipeline.take_snapshot
+
+    def counted(path: Path, dest: Path, **kwargs: object):
+        snapshots.append(path)
+        return real(path, dest, **kwargs)
+
+    monkeypatch.setattr(pipeline, "take_snapshot", counted)
+    (raw / "events" / "2024-03.jsonl").write_bytes((raw / "events" / "2024-01.jsonl").read_bytes())
+    again = run(settings, raw, now=NOW)
+    assert [f.status for f in again.files] == ["skipped"] * 4
+    assert snapshots == [raw / "events" / "2024-03.jsonl"]
+    assert lake.batches() == batches
+    assert not list((settings.lake_dir / "_staging").iterdir())

@@ -1,7 +1,10 @@
 """`cip ingest`: raw channel files → validated, standardized, lineage-tagged lake tables.
 
-For each file: hash it (already ingested → skip), read, validate against its contract,
-quarantine every rejected row with field and reason, standardize the rest, stage, publish.
+For each file: copy it into a staging folder while hashing it (already ingested → skip; a file
+with the name and size of an ingested one is hashed in place first, so re-runs copy nothing),
+then read that copy, validate it against its contract, quarantine every rejected row with field
+and reason, standardize the rest, and publish the batch with the copy as its raw file. The hash,
+the rows and the raw copy thus describe the same bytes, even if the user's file changes meanwhile.
 The files of one source are staged by parallel workers (``ingest.workers``) and published one
 batch per file, in file order.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,11 +27,20 @@ import pyarrow as pa
 
 from cip.contracts import CONTRACTS, Contract
 from cip.errors import MissingInputError, SourceFileError
-from cip.lake import BatchRecord, Lake, file_sha256
+from cip.lake import RAW, BatchRecord, Lake, file_sha256
 from cip.settings import Settings
 from pipelines.ingest import rules, stream
 from pipelines.ingest.nodes import NODES, STREAM_NODES, Context
-from pipelines.ingest.readers import LineIndex, load_csv, load_jsonl, load_rejected, mark_malformed, prefetch
+from pipelines.ingest.readers import (
+    LineIndex,
+    Snapshot,
+    load_csv,
+    load_jsonl,
+    load_rejected,
+    mark_malformed,
+    prefetch,
+    take_snapshot,
+)
 from pipelines.ingest.validate import duplicate_rows_sql, validation_sql
 
 Progress = Callable[[str, int, int], None]
@@ -142,7 +155,8 @@ class _Staging:
     """What staging one file needs besides the file: settings-derived values and the paths."""
 
     contract: Contract
-    path: Path
+    path: Path  # the user's file (its name goes into lineage and quarantine)
+    read: Path  # the snapshot of it that is parsed
     staging: Path
     batch_id: str
     now: pd.Timestamp  # ingestion time (UTC)
@@ -191,10 +205,10 @@ def _stage_generic(
 ) -> tuple[dict[str, int], dict[str, int], dict[str, int], list[int]]:
     """Validate into a table ``v``, then standardize from it (every source, every file shape).
     Returns (reasons, flagged, table row counts, rejected rows of a JSON-lines file)."""
-    contract, path = job.contract, job.path
+    contract = job.contract
     keys = "raw"
     if index is not None:
-        load_jsonl(con, path, contract, index)
+        load_jsonl(con, job.read, contract, index)
         keys = "raw_keys"
     rules.register_email_map(con, [f'"{f.name}"' for f in contract.fields if f.kind == "email"], keys)
     con.execute(f"CREATE TEMP TABLE dup_rows AS {duplicate_rows_sql(contract, keys)}")
@@ -244,7 +258,7 @@ def _stage_one_pass(
     """The one-pass path (``stream.py``); None when the file's rows do not line up with its lines."""
     contract = job.contract
     plan = STREAM_NODES[contract.source](job.ctx)
-    table = stream.run_main(con, job.path, contract, plan, currencies=job.currencies, now_sql=job.limit_sql)
+    table = stream.run_main(con, job.read, contract, plan, currencies=job.currencies, now_sql=job.limit_sql)
     if table.num_rows != index.count:
         con.execute("DROP VIEW raw")
         return None
@@ -266,24 +280,24 @@ def _stage_one_pass(
 
 def stage_file(
     contract: Contract,
-    path: Path,
+    snapshot: Snapshot,
     staging: Path,
     *,
     settings: Settings,
     now: datetime,
-    sha: str,
     fx: pd.DataFrame,
     threads: int | None = None,
-    index: LineIndex | None = None,
 ) -> tuple[FileReport, BatchRecord]:
-    """Validate and standardize one file into ``staging``; returns its report and manifest record
-    (``index``: the JSON-lines file's line index, if already read)."""
+    """Validate and standardize one file (its ``snapshot`` in ``staging``) into ``staging``;
+    returns its report and manifest record."""
+    path, sha, index = snapshot.source, snapshot.sha256, snapshot.index
     batch_id = f"{contract.source}-{sha[:16]}"
     known = set(settings.ingest.currencies)
     limit = pd.Timestamp(now).tz_convert("UTC") + pd.Timedelta(hours=settings.ingest.future_tolerance_hours)
     job = _Staging(
         contract=contract,
         path=path,
+        read=snapshot.path,
         staging=staging,
         batch_id=batch_id,
         now=pd.Timestamp(now).tz_convert("UTC"),
@@ -298,9 +312,7 @@ def stage_file(
             con.execute(f"SET threads = {int(threads)}")
         rules.prepare(con)
         rules.register_fx(con, fx, settings.base_currency)
-        if index is None and contract.format == "jsonl":
-            index = LineIndex(path)
-        rows_in = index.count if index is not None else load_csv(con, path, contract)
+        rows_in = index.count if index is not None else load_csv(con, snapshot.path, contract, name=path)
         staged = None
         if (
             index is not None
@@ -327,6 +339,7 @@ def stage_file(
         source=contract.source,
         file_name=path.name,
         sha256=sha,
+        bytes=snapshot.path.stat().st_size,
         rows_in=rows_in,
         rows_accepted=rows_accepted,
         rows_quarantined=rows_quarantined,
@@ -348,26 +361,6 @@ def stage_file(
     return report, record
 
 
-def ingest_file(
-    lake: Lake,
-    contract: Contract,
-    path: Path,
-    *,
-    settings: Settings,
-    now: datetime,
-    sha: str,
-    fx: pd.DataFrame | None = None,
-) -> FileReport:
-    """Validate, standardize and publish one file atomically."""
-    started = time.perf_counter()
-    fx = _fx(lake) if fx is None else fx
-    with lake.stage(f"{contract.source}-{sha[:16]}") as staging:
-        report, record = stage_file(contract, path, staging, settings=settings, now=now, sha=sha, fx=fx)
-        lake.publish(staging, record, path)
-    report.seconds = time.perf_counter() - started
-    return report
-
-
 @dataclass
 class _Staged:
     report: FileReport
@@ -386,6 +379,13 @@ def plan_workers(cores: int, configured: int, files: int, largest_bytes: int, me
     no more than fit in half the memory at the largest file's peak (at least one)."""
     fit = int(STAGING_MEMORY_SHARE * memory_bytes // max(1, STAGING_MEMORY_FACTOR * largest_bytes))
     return max(1, min(configured or cores, files, fit))
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # reported when the file is read
+        return -1
 
 
 def _memory_bytes() -> int:
@@ -411,27 +411,26 @@ def _ingest_source(
     largest = max((p.stat().st_size for p in paths), default=0)
     workers = plan_workers(cores, settings.ingest.workers, len(paths), largest, _memory_bytes())
     threads = max(1, cores // workers)
-    known = lake.known_hashes()
+    batches = lake.batches()
+    known = {b.sha256 for b in batches}
+    seen = {(b.file_name, b.bytes) for b in batches}
+
+    def skipped(path: Path) -> _Staged:
+        return _Staged(FileReport(source=contract.source, file=str(path), status="skipped"))
 
     def stage(i: int, path: Path) -> _Staged:
         if i + workers < len(paths):  # read the file after this round from disk meanwhile
             prefetch(paths[i + workers])
-        index = LineIndex(path) if contract.format == "jsonl" else None  # hashes while counting lines
-        sha = index.sha256 if index is not None else file_sha256(path)
-        if sha in known:
-            return _Staged(FileReport(source=contract.source, file=str(path), status="skipped"))
-        staging = lake.new_staging(f"{contract.source}-{sha[:16]}.{i}")
+        if (path.name, _size(path)) in seen and file_sha256(path) in known:
+            return skipped(path)  # likely seen before: hashed without copying first
+        staging = lake.new_staging(f"{contract.source}.{i}.{uuid.uuid4().hex[:8]}")
         try:
+            snapshot = take_snapshot(path, staging / RAW / path.name, json_lines=contract.format == "jsonl")
+            if snapshot.sha256 in known:
+                lake.discard(staging)
+                return skipped(path)
             report, record = stage_file(
-                contract,
-                path,
-                staging,
-                settings=settings,
-                now=now,
-                sha=sha,
-                fx=fx,
-                threads=threads,
-                index=index,
+                contract, snapshot, staging, settings=settings, now=now, fx=fx, threads=threads
             )
         except BaseException:
             lake.discard(staging)
@@ -452,7 +451,7 @@ def _ingest_source(
                                 source=contract.source, file=str(path), status="skipped"
                             )
                         else:
-                            lake.publish(staged.staging, staged.record, path)
+                            lake.publish(staged.staging, staged.record)
                     finally:
                         lake.discard(staged.staging)
                 done = time.perf_counter()

@@ -9,6 +9,9 @@ import bisect
 import hashlib
 import json
 import os
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,24 +21,28 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from cip.contracts import Contract
-from cip.errors import SourceFileError
+from cip.errors import CipError, SourceFileError
 
 ROW = "_row"  # 1-based record number in the file (header excluded; = line number for JSONL)
 
 
-def load_csv(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) -> int:
-    """Create ``raw`` from a CSV file; returns the row count."""
+def load_csv(
+    con: duckdb.DuckDBPyConnection, path: Path, contract: Contract, *, name: Path | None = None
+) -> int:
+    """Create ``raw`` from a CSV file (``name``: the file errors name, if ``path`` is a copy);
+    returns the row count."""
+    name = name or path
     try:
         with open(path, encoding="utf-8") as fh:
             header = [h.strip().strip('"') for h in fh.readline().rstrip("\r\n").split(",")]
     except (OSError, UnicodeDecodeError) as exc:
         raise SourceFileError(
-            path, f"cannot be read ({exc})", fix="check the file exists and is UTF-8 CSV"
+            name, f"cannot be read ({exc})", fix="check the file exists and is UTF-8 CSV"
         ) from exc
     missing = [c for c in contract.required_columns if c not in header]
     if missing:
         raise SourceFileError(
-            path,
+            name,
             f"missing required column(s) {', '.join(missing)} for source '{contract.source}'",
             fix=f"export the file with columns {', '.join(f.name for f in contract.fields)} (see docs/sources.md)",
         )
@@ -51,7 +58,7 @@ def load_csv(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) -> 
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise SourceFileError(
-            path, f"is not a readable CSV ({exc})", fix="fix the quoting/encoding of the file"
+            name, f"is not a readable CSV ({exc})", fix="fix the quoting/encoding of the file"
         ) from exc
     table = table.append_column(ROW, pa.array(range(1, table.num_rows + 1), type=pa.int64()))
     con.register("raw_arrow", table)
@@ -61,7 +68,7 @@ def load_csv(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) -> 
     return table.num_rows
 
 
-def _read_lines(path: Path) -> pa.Table:
+def _read_lines(path: Path, name: Path) -> pa.Table:
     try:
         return pacsv.read_csv(
             path,
@@ -75,7 +82,7 @@ def _read_lines(path: Path) -> pa.Table:
         )
     except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
         raise SourceFileError(
-            path, f"cannot be read as JSON lines ({exc})", fix="write one UTF-8 JSON object per line"
+            name, f"cannot be read as JSON lines ({exc})", fix="write one UTF-8 JSON object per line"
         ) from exc
 
 
@@ -117,30 +124,33 @@ class LineIndex:
 
     CHUNK = 1 << 24
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, copy_to: Path | None = None) -> None:
+        """Count and hash ``path``; with ``copy_to``, also write its bytes there in the same
+        read, and read later lines from that copy (see :func:`take_snapshot`)."""
+        self.path = self.source = path
         digest = hashlib.sha256()
         self._ends: list[int] = []  # newlines in the file up to the end of each chunk
         self.count, last = 0, b"\n"
-        buffer = bytearray(self.CHUNK)  # one buffer, refilled: no fresh pages per chunk
-        view = memoryview(buffer)
+
+        def take(chunk: memoryview) -> None:
+            nonlocal last
+            digest.update(chunk)
+            self.count += _newlines(chunk)
+            self._ends.append(self.count)
+            last = bytes(chunk[-1:])
+
         try:  # read, not mapped: a file truncated meanwhile (log rotation) must not crash the process
-            with open(path, "rb", buffering=0) as fh:
-                while size := fh.readinto(buffer):
-                    chunk = view[:size]
-                    digest.update(chunk)
-                    self.count += _newlines(chunk)
-                    self._ends.append(self.count)
-                    last = bytes(chunk[-1:])
+            read_chunks(path, take, chunk_size=self.CHUNK, copy_to=copy_to)
         except OSError as exc:
             raise self._error(exc) from exc
+        self.path = copy_to or path
         self.sha256 = digest.hexdigest()
         self.count += last != b"\n"
         self.in_place = True  # rows of ``raw`` parsed in place (not line by line)
 
     def _error(self, exc: Exception) -> SourceFileError:
         return SourceFileError(
-            self.path, f"cannot be read as JSON lines ({exc})", fix="write one UTF-8 JSON object per line"
+            self.source, f"cannot be read as JSON lines ({exc})", fix="write one UTF-8 JSON object per line"
         )
 
     def _start(self, fh: BinaryIO, row: int, found: dict[int, np.ndarray]) -> int:
@@ -181,13 +191,63 @@ class LineIndex:
                         texts.append((raw[:-1] if raw.endswith(b"\r") else raw).decode())
                     except IndexError as exc:  # fewer lines than counted: the file changed
                         raise SourceFileError(
-                            self.path,
+                            self.source,
                             f"changed while ingested (line {row} is gone)",
                             fix="ingest it again once nothing writes to it (rotate logs by renaming, not copytruncate)",
                         ) from exc
                     except (UnicodeDecodeError, OSError) as exc:
                         raise self._error(exc) from exc
         return pa.table({ROW: pa.array(rows, type=pa.int64()), "line": pa.array(texts, type=pa.string())})
+
+
+def read_chunks(
+    path: Path, take: Callable[[memoryview], None], *, chunk_size: int = 1 << 24, copy_to: Path | None = None
+) -> None:
+    """Call ``take`` on each chunk of ``path``, read into one reused buffer (no fresh pages per
+    chunk); with ``copy_to``, write each chunk there too (a copy of exactly the bytes seen)."""
+    buffer = bytearray(chunk_size)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as fh, open(copy_to, "xb") if copy_to else nullcontext() as out:
+        while size := fh.readinto(buffer):
+            chunk = view[:size]
+            take(chunk)
+            if out is not None:
+                try:
+                    out.write(chunk)
+                except OSError as exc:  # the lake's disk, not the source, is the problem
+                    raise CipError(
+                        f"cannot copy {path} into the lake ({exc})",
+                        fix=f"free space under {copy_to.parent} (the lake folder, setting lake_dir)",
+                    ) from exc
+
+
+@dataclass
+class Snapshot:
+    """One source file as ingested: a private copy in the staging folder, written in the same read
+    that hashes it (and, for JSON lines, counts its lines). Parsing, quarantine records and the
+    lake's raw copy all read the copy, so they agree with the manifest's hash even when the user's
+    file changes meanwhile (a log still being appended to, say)."""
+
+    source: Path  # the user's file: its name is the lineage's ``_source_file``
+    path: Path  # the copy
+    sha256: str
+    index: LineIndex | None = None  # JSON lines: the copy's lines
+
+
+def take_snapshot(path: Path, dest: Path, *, json_lines: bool) -> Snapshot:
+    """Copy ``path`` to ``dest`` (a new file), hashing it in the same read."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if json_lines:
+        index = LineIndex(path, copy_to=dest)
+        return Snapshot(path, dest, index.sha256, index)
+    digest = hashlib.sha256()
+    try:
+        read_chunks(path, digest.update, copy_to=dest)
+    except OSError as exc:
+        raise SourceFileError(
+            path, f"cannot be read ({exc})", fix="check the file exists and is readable"
+        ) from exc
+    return Snapshot(path, dest, digest.hexdigest())
 
 
 def prefetch(path: Path) -> None:
@@ -257,7 +317,7 @@ def load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract, i
     con.execute(key_sql)
     if con.execute("SELECT count(*) FROM raw_keys").fetchall()[0][0] != index.count:
         con.execute("DROP VIEW raw")
-        _parse_line_by_line(con, path, contract)
+        _parse_line_by_line(con, path, contract, index.source)
         con.execute(key_sql)
         index.in_place = False
 
@@ -294,8 +354,8 @@ def load_rejected(
         )
 
 
-def _parse_line_by_line(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) -> None:
-    lines = _read_lines(path)
+def _parse_line_by_line(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract, name: Path) -> None:
+    lines = _read_lines(path, name)
     lines = lines.append_column(ROW, pa.array(range(1, lines.num_rows + 1), type=pa.int64()))
     con.register("lines_arrow", lines)
     con.execute("CREATE OR REPLACE TEMP TABLE lines AS SELECT * FROM lines_arrow")
