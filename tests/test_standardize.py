@@ -269,6 +269,43 @@ def test_plain_phone_reading_agrees_with_the_general_parser():
         text = "0" + "".join(row[: length - 1])
         cases += [(text, "US"), ("0" + text[1:4] + " " + text[4:], "CA")]
     assert len(cases) > 10_000
-    for text, region in cases:
+    texts, regions = zip(*cases, strict=True)
+    got = std.normalize_phone(pd.Series(texts, dtype=std.STR), pd.Series(regions, dtype=std.STR))
+    for (text, region), e164 in zip(cases, got.tolist(), strict=True):
         normalized = "+" + text[2:] if text.startswith("00") else text
-        assert std._phone_e164(text, region) == std._parsed_e164(normalized, region), (text, region)
+        assert (None if pd.isna(e164) else e164) == std._parsed_e164(normalized.strip(), region), (
+            text,
+            region,
+        )
+
+
+def test_vectorized_validity_is_what_phonenumbers_says():
+    """``valid_numbers`` against ``phonenumbers.is_valid_number``: random numbers of every calling
+    code, and every region's example numbers of every type with their neighbours (so region
+    lookup by leading digits, shared calling codes and per-type lengths are all exercised)."""
+    import numpy as np
+    import phonenumbers
+    from phonenumbers.phonemetadata import PhoneMetadata
+
+    from pipelines.ingest.phone_validity import _TYPES, valid_numbers
+
+    rng = np.random.default_rng(11)
+    all_codes = np.array(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE))
+    codes = list(rng.choice(all_codes, 20_000))
+    nationals = [int(rng.integers(10 ** (k - 1), 10**k)) for k in rng.integers(2, 16, 20_000)]
+    for code in all_codes.tolist():
+        for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[code]:
+            metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, region)
+            for name in _TYPES if metadata else ():
+                desc = getattr(metadata, name)
+                if desc is not None and desc.example_number and not desc.example_number.startswith("0"):
+                    example = int(desc.example_number)
+                    for number in (example - 1, example, example + 1, example * 10 + 1, example // 10):
+                        codes.append(code)
+                        nationals.append(number)
+    expected = [
+        phonenumbers.is_valid_number(phonenumbers.PhoneNumber(country_code=c, national_number=n))
+        for c, n in zip(codes, nationals, strict=True)
+    ]
+    assert sum(expected) > 3_000  # plenty of valid numbers, not only rejections
+    assert valid_numbers(np.array(codes), np.array(nationals)).tolist() == expected

@@ -16,8 +16,11 @@ from functools import partial
 import numpy as np
 import pandas as pd
 import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from cip.categories import canonical_category
+from pipelines.ingest.phone_validity import valid_numbers
 
 EMAIL_RE = re.compile(
     r"^[a-z0-9._%+\-]+@[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?)*\.[a-z]{2,}$"
@@ -37,24 +40,34 @@ def _apply_all(fn: Callable[[Hashable], object], values: list) -> list:
     return [fn(v) for v in values]
 
 
+def _apply(fn: Callable[[Hashable], object], values: list, parallel: bool = False) -> list:
+    """``[fn(v) for v in values]``; with ``parallel`` and many values, in worker processes (one
+    per core; ``fn`` must be picklable)."""
+    workers = os.cpu_count() or 1
+    if not (parallel and workers > 1 and len(values) >= PARALLEL_MIN):
+        return [fn(v) for v in values]
+    chunks = np.array_split(np.asarray(values, dtype=object), workers * 4)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        parts = pool.map(partial(_apply_all, fn), [list(c) for c in chunks])
+        return [v for part in parts for v in part]
+
+
 def _map_unique(
     s: pd.Series, fn: Callable[[Hashable], object], dtype: str = STR, parallel: bool = False
 ) -> pd.Series:
     """Apply a scalar function once per distinct non-null value (fast on repetitive columns).
     ``parallel`` spreads many distinct values over worker processes (``fn`` must be picklable)."""
+    return _map_distinct(s, lambda uniques: _apply(fn, list(uniques), parallel), dtype)
+
+
+def _map_distinct(s: pd.Series, fn: Callable[[list], list], dtype: str = STR) -> pd.Series:
+    """``fn`` over the distinct non-null values of ``s`` at once, mapped back to every row."""
     out = pd.Series(pd.NA, index=s.index, dtype=dtype)
     present = s.notna()
     if not present.any():
         return out
     codes, uniques = pd.factorize(s[present])
-    workers = os.cpu_count() or 1
-    if parallel and workers > 1 and len(uniques) >= PARALLEL_MIN:
-        chunks = np.array_split(np.asarray(uniques, dtype=object), workers * 4)
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            parts = pool.map(partial(_apply_all, fn), [list(c) for c in chunks])
-            mapped = np.array([v for part in parts for v in part], dtype=object)
-    else:
-        mapped = np.array([fn(u) for u in uniques], dtype=object)
+    mapped = np.array(fn(list(uniques)), dtype=object)
     out[present] = pd.array(mapped[codes], dtype=dtype)
     return out
 
@@ -84,55 +97,99 @@ _NOT_DIGIT = re.compile(r"[^0-9]")
 #: Regions whose national numbers this module reads without the general parser:
 #: region → (trunk prefix, country calling code).
 _NATIONAL = {"US": ("1", 1), "CA": ("1", 1), "GB": ("0", 44), "DE": ("0", 49), "FR": ("0", 33)}
-#: Whether a number is valid, and its E.164 text, by (calling code, national number): one
-#: number is written many ways (``(406) 486-9834``, ``406.486.9834``, ``+1 406 486 9834``) and
-#: ``phonenumbers.is_valid_number`` costs about 19 µs.
-_E164_BY_NUMBER: dict[tuple[int, int], str | None] = {}
-_E164_BY_NUMBER_MAX = 2_000_000
 _UNKNOWN = "?"  # the quick reading cannot tell; the general parser decides
 
 
-def _quick_e164(text: str, region: str | None) -> str | None:
-    """E.164 of a plainly written phone read directly (``phonenumbers.parse`` costs about
-    24 µs a value, most of the rule's time); None when the number is surely not valid;
-    :data:`_UNKNOWN` when the text is not that plain, is in a region not in :data:`_NATIONAL`,
-    or reads as an invalid number (it may be a misreading: the general parser decides)."""
-    if not _PLAIN_PHONE.match(text):
-        return _UNKNOWN
-    digits = _NOT_DIGIT.sub("", text)
-    if text.startswith("+"):
-        for size in (1, 2, 3):  # calling codes are prefix-free, as phonenumbers reads them
-            if int(digits[:size]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-                code, national = int(digits[:size]), digits[size:]
-                break
-        else:
-            return _UNKNOWN
-    elif region in _NATIONAL:
-        trunk, code = _NATIONAL[region]
-        if trunk == "1" and digits.startswith("0") and not digits.startswith("011"):
-            return None  # no US/CA number starts with 0, bar the 011 international prefix
-        national = digits[len(trunk) :] if digits.startswith(trunk) else digits
-    else:
-        return _UNKNOWN
-    if not national or national.startswith("0") or len(national) > 17:
-        return _UNKNOWN
-    key = (code, int(national))
-    e164 = _E164_BY_NUMBER.get(key, _UNKNOWN)
-    if e164 == _UNKNOWN:
-        number = phonenumbers.PhoneNumber(country_code=code, national_number=key[1])
-        e164 = f"+{code}{key[1]}" if phonenumbers.is_valid_number(number) else None
-        if len(_E164_BY_NUMBER) >= _E164_BY_NUMBER_MAX:
-            _E164_BY_NUMBER.clear()
-        _E164_BY_NUMBER[key] = e164
-    return _UNKNOWN if e164 is None else e164
+_UNREAD, _INVALID, _READ = 0, 1, 2
+_CALLING_CODES = pa.array(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE), pa.int64())
 
 
-def _phone_e164(raw: str, region: str) -> str | None:
-    text = raw.strip()
-    if text.startswith("00"):
-        text = "+" + text[2:]
-    quick = _quick_e164(text, region)
-    return _parsed_e164(text, region) if quick == _UNKNOWN else quick
+def _quick_numbers(texts: pa.Array, regions: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read plainly written phones directly, all at once (``phonenumbers.parse`` costs about
+    24 µs a value). Returns ``(status, calling codes, national numbers)``: status
+    :data:`_READ` for a number read, :data:`_INVALID` for one that is surely not valid (a US/CA
+    number starting with 0, bar the ``011`` international prefix), and :data:`_UNREAD` where the
+    text is not that plain or its region is not in :data:`_NATIONAL` (the general parser decides).
+    ``texts`` are trimmed, with a ``00`` prefix already written as ``+``."""
+    n = len(texts)
+    status = np.full(n, _UNREAD, dtype=np.int8)
+    codes = np.zeros(n, dtype=np.int64)
+    nationals = np.zeros(n, dtype=np.int64)
+    plain = _true(pc.match_substring_regex(texts, _PLAIN_PHONE.pattern))
+    plus = plain & _true(pc.starts_with(texts, "+"))
+    digits = pc.replace_substring_regex(texts, _NOT_DIGIT.pattern, "")
+
+    def finish(at: np.ndarray, code: np.ndarray, national: pa.Array) -> None:
+        length = pc.utf8_length(national).to_numpy(zero_copy_only=False)
+        ok = (length > 0) & (length <= 17) & ~_true(pc.starts_with(national, "0"))
+        status[at[ok]] = _READ
+        codes[at[ok]] = code[ok]
+        nationals[at[ok]] = pc.cast(national.filter(pa.array(ok)), pa.int64()).to_numpy()
+
+    # +<calling code><national number>: calling codes are prefix-free, as phonenumbers reads them
+    at = np.flatnonzero(plus)
+    rest = digits.take(pa.array(at))
+    for size in (1, 2, 3):
+        if not len(at):
+            break
+        head = pc.cast(pc.utf8_slice_codeunits(rest, 0, size), pa.int64())
+        known = _true(pc.is_in(head, value_set=_CALLING_CODES))
+        finish(at[known], head.to_numpy()[known], pc.utf8_slice_codeunits(rest.filter(pa.array(known)), size))
+        at, rest = at[~known], rest.filter(pa.array(~known))
+    # national numbers of the regions in _NATIONAL, with or without their trunk prefix
+    for region, (trunk, code) in _NATIONAL.items():
+        at = np.flatnonzero(plain & ~plus & _true(pc.equal(regions, region)))
+        if not len(at):
+            continue
+        number = digits.take(pa.array(at))
+        if trunk == "1":
+            zero = _true(pc.starts_with(number, "0")) & ~_true(pc.starts_with(number, "011"))
+            status[at[zero]] = _INVALID
+            at, number = at[~zero], number.filter(pa.array(~zero))
+        trunked = pc.starts_with(number, trunk)
+        national = pc.if_else(trunked, pc.utf8_slice_codeunits(number, len(trunk)), number)
+        finish(at, np.full(len(at), code, dtype=np.int64), national)
+    return status, codes, nationals
+
+
+def _true(mask: pa.Array) -> np.ndarray:
+    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+
+
+def _phones_e164(raws: pa.Array, regions: pa.Array) -> pa.Array:
+    """E.164 of each (phone text, region). Plainly written numbers are read directly and checked
+    all at once (:func:`phone_validity.valid_numbers`, what ``is_valid_number`` says); the rest,
+    and plain numbers that read as invalid (perhaps a misreading), go through the general parser.
+    ``raws``: trimmed (Arrow's white space; the general parser's input is trimmed by Python's)."""
+    texts = pc.replace_substring_regex(raws, "^00", "+")
+    status, codes, nationals = _quick_numbers(texts, regions)
+    read = np.flatnonzero(status == _READ)
+    valid = valid_numbers(codes[read], nationals[read])
+    out = np.full(len(raws), None, dtype=object)
+    good = read[valid]
+    e164 = pc.binary_join_element_wise(
+        "+", pc.cast(pa.array(codes[good]), pa.string()), pc.cast(pa.array(nationals[good]), pa.string()), ""
+    )
+    out[good] = e164.to_numpy(zero_copy_only=False)
+    general = np.concatenate([np.flatnonzero(status == _UNREAD), read[~valid]])
+    pairs = [
+        (_international(raw.strip()), region)
+        for raw, region in zip(
+            raws.take(pa.array(general, pa.int64())).to_pylist(),
+            regions.take(pa.array(general, pa.int64())).to_pylist(),
+            strict=True,
+        )
+    ]
+    out[general] = _apply(_parsed_pair, pairs, parallel=True)
+    return pa.array(out, pa.string())
+
+
+def _international(text: str) -> str:
+    return "+" + text[2:] if text.startswith("00") else text
+
+
+def _parsed_pair(pair: tuple[str, str | None]) -> str | None:
+    return _parsed_e164(*pair)
 
 
 def _parsed_e164(text: str, region: str | None) -> str | None:
@@ -149,17 +206,14 @@ def _parsed_e164(text: str, region: str | None) -> str | None:
 def normalize_phone(raw: pd.Series, region: pd.Series | str) -> pd.Series:
     """Phone numbers to E.164. Numbers without a country code use ``region`` (the customer's or
     store's ISO-2 country); an international prefix (``+`` or ``00``) wins over the region.
-    Unparseable or invalid numbers become ``<NA>``."""
+    Unparseable or invalid numbers become ``<NA>``. Each distinct (number, region) is read once."""
     raw = blank_to_na(raw)
     regions = pd.Series(region, index=raw.index) if isinstance(region, str) else region
-    pairs = raw.str.cat(regions.fillna("US").astype(STR), sep="\x1f")
-    pairs = pairs.where(raw.notna())
-    return _map_unique(pairs, _phone_pair, parallel=True)
-
-
-def _phone_pair(value: object) -> str | None:
-    raw, region = str(value).split("\x1f", 1)
-    return _phone_e164(raw, region)
+    pairs = raw.str.cat(regions.fillna("US").astype(STR), sep="\x1f").where(raw.notna())
+    encoded = pa.chunked_array(pa.array(pairs.astype(STR).array)).combine_chunks().dictionary_encode()
+    parts = pc.split_pattern(encoded.dictionary, "\x1f", max_splits=1)
+    e164 = _phones_e164(pc.list_element(parts, 0), pc.list_element(parts, 1))
+    return pd.Series(pd.arrays.ArrowStringArray(e164.take(encoded.indices)), index=raw.index)
 
 
 def _fold(text: str) -> str:
