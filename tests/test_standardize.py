@@ -309,3 +309,31 @@ def test_vectorized_validity_is_what_phonenumbers_says():
     ]
     assert sum(expected) > 3_000  # plenty of valid numbers, not only rejections
     assert valid_numbers(np.array(codes), np.array(nationals)).tolist() == expected
+
+
+def test_text_rules_give_the_same_through_arrow_kernels_as_per_value():
+    """Name, address, postcode, e-mail and matching-key rules run Arrow kernels on all-ASCII
+    values and Python per value on the rest: both must give what the Python rule gives."""
+    import random
+    import string
+
+    import pyarrow as pa
+
+    rng = random.Random(5)
+    alphabet = string.printable + "\x1c\x1d\x1e\x1f\x00\x7f"
+    exotic = "éÉßİﬁK\u00a0\u2009\u3000ñ'-"
+    values = [
+        "".join(rng.choice(alphabet if k % 4 else alphabet + exotic) for _ in range(rng.randint(0, 14)))
+        for k in range(40_000)
+    ]
+    values += ["o'neil", "3rd  st.", "  MAIN\tstreet ", "sw1a  1aa", "José  Müller", "", " ", None]
+    rules_ = {
+        "e-mail": (std._EMAIL, std._email_text),
+        "name/address": (std._TITLED, std._titled),
+        "postcode": (std._POSTCODE, std._postcode_text),
+        "matching key": (std._KEY, std._key_text),
+    }
+    for name, (rule, per_value) in rules_.items():
+        got = rule(pa.array(values, pa.string())).to_pylist()
+        expected = [None if v is None else per_value(v) for v in values]
+        assert got == expected, name

@@ -72,6 +72,45 @@ def _map_distinct(s: pd.Series, fn: Callable[[list], list], dtype: str = STR) ->
     return out
 
 
+def _per_distinct(s: pd.Series, rule: Callable[[pa.Array], pa.Array]) -> pd.Series:
+    """``rule`` (Arrow strings in → Arrow strings out) over the distinct values of ``s`` at once,
+    mapped back to every row; nulls stay null."""
+    encoded = pa.chunked_array(pa.array(s.astype(STR).array)).combine_chunks().dictionary_encode()
+    values = rule(encoded.dictionary)
+    return pd.Series(pd.arrays.ArrowStringArray(values.take(encoded.indices)), index=s.index)
+
+
+#: White space as Python's ``str.strip`` and ``\s`` see it, within ASCII.
+_ASCII_SPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "
+_ASCII_SPACE_RUNS = "[\t\n\x0b\x0c\r\x1c-\x1f ]+"
+
+
+def _text_rule(fn: Callable[[str], str | None], ascii_fn: Callable[[pa.Array], pa.Array]):
+    """A rule for :func:`_per_distinct`: ``fn`` (Python, per value) on text with non-ASCII
+    characters, and ``ascii_fn`` (Arrow kernels giving what ``fn`` gives on ASCII text, checked
+    in ``tests/test_standardize.py``) on all-ASCII text at once."""
+
+    def rule(values: pa.Array) -> pa.Array:
+        ascii_ = _true(pc.string_is_ascii(values))
+        out = np.full(len(values), None, dtype=object)
+        if ascii_.any():
+            out[ascii_] = ascii_fn(values.filter(pa.array(ascii_))).to_numpy(zero_copy_only=False)
+        rest = np.flatnonzero(~ascii_ & _true(pc.is_valid(values)))
+        out[rest] = [fn(v) for v in values.take(pa.array(rest, pa.int64())).to_pylist()]
+        return pa.array(out, pa.string())
+
+    return rule
+
+
+def _ascii_fold(values: pa.Array) -> pa.Array:
+    """:func:`_fold` for ASCII text: white-space runs to one space, trimmed."""
+    return pc.utf8_trim(pc.replace_substring_regex(values, _ASCII_SPACE_RUNS, " "), " ")
+
+
+def _empty_to_null(values: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+
+
 def blank_to_na(s: pd.Series) -> pd.Series:
     """Strip surrounding white space; empty strings become ``<NA>``."""
     s = s.astype(STR).str.strip()
@@ -82,8 +121,14 @@ def normalize_email(s: pd.Series) -> pd.Series:
     """Trim, NFKC-normalize and lower-case an e-mail. Gmail dots and ``+tags`` are kept:
     ``john.smith+shop@gmail.com`` and ``johnsmith@gmail.com`` stay different identifiers
     (merging them is the identity stage's decision, not a cleaning rule)."""
-    s = blank_to_na(s)
-    return _map_unique(s, lambda v: unicodedata.normalize("NFKC", str(v)).strip().lower())
+    return _per_distinct(blank_to_na(s), _EMAIL)
+
+
+def _email_text(value: str) -> str:
+    return unicodedata.normalize("NFKC", value).strip().lower()
+
+
+_EMAIL = _text_rule(_email_text, lambda a: pc.ascii_lower(pc.utf8_trim(a, _ASCII_SPACE)))
 
 
 def is_valid_email(normalized: pd.Series) -> pd.Series:
@@ -97,7 +142,6 @@ _NOT_DIGIT = re.compile(r"[^0-9]")
 #: Regions whose national numbers this module reads without the general parser:
 #: region → (trunk prefix, country calling code).
 _NATIONAL = {"US": ("1", 1), "CA": ("1", 1), "GB": ("0", 44), "DE": ("0", 49), "FR": ("0", 33)}
-_UNKNOWN = "?"  # the quick reading cannot tell; the general parser decides
 
 
 _UNREAD, _INVALID, _READ = 0, 1, 2
@@ -223,32 +267,52 @@ def _fold(text: str) -> str:
 
 def normalize_name(s: pd.Series) -> pd.Series:
     """Unicode-normalize (NFC), collapse spaces and title-case a personal name; accents are kept."""
-    s = blank_to_na(s)
-    return _map_unique(s, lambda v: unicodedata.normalize("NFC", _fold(str(v)).title()) or None)
+    return _per_distinct(blank_to_na(s), _TITLED)
+
+
+def _titled(value: str) -> str | None:
+    return unicodedata.normalize("NFC", _fold(value).title()) or None
+
+
+_TITLED = _text_rule(_titled, lambda a: _empty_to_null(pc.ascii_title(_ascii_fold(a))))
 
 
 def ascii_key(s: pd.Series) -> pd.Series:
     """Lower-case, accent-free matching key (``Müller`` → ``muller``, ``José`` → ``jose``)."""
 
-    def key(v: object) -> str | None:
-        decomposed = unicodedata.normalize("NFKD", str(v))
-        text = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
-        text = re.sub(r"[^a-z0-9 ]", "", text)
-        return _SPACES.sub(" ", text).strip() or None
+    return _per_distinct(s, _KEY)
 
-    return _map_unique(s, key)
+
+def _key_text(value: str) -> str | None:
+    decomposed = unicodedata.normalize("NFKD", value)
+    text = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+    text = re.sub(r"[^a-z0-9 ]", "", text)
+    return _SPACES.sub(" ", text).strip() or None
+
+
+def _ascii_key(values: pa.Array) -> pa.Array:
+    kept = pc.replace_substring_regex(pc.ascii_lower(values), "[^a-z0-9 ]", "")
+    return _empty_to_null(pc.utf8_trim(pc.replace_substring_regex(kept, " +", " "), " "))
+
+
+_KEY = _text_rule(_key_text, _ascii_key)
 
 
 def normalize_address(s: pd.Series) -> pd.Series:
     """Collapse spaces and title-case street/city text (abbreviations are left to matching)."""
-    s = blank_to_na(s)
-    return _map_unique(s, lambda v: unicodedata.normalize("NFC", _fold(str(v)).title()) or None)
+    return _per_distinct(blank_to_na(s), _TITLED)
 
 
 def normalize_postcode(s: pd.Series) -> pd.Series:
     """Upper-case postcodes and collapse inner spaces (``sw1a  1aa`` → ``SW1A 1AA``)."""
-    s = blank_to_na(s)
-    return _map_unique(s, lambda v: _fold(str(v)).upper() or None)
+    return _per_distinct(blank_to_na(s), _POSTCODE)
+
+
+def _postcode_text(value: str) -> str | None:
+    return _fold(value).upper() or None
+
+
+_POSTCODE = _text_rule(_postcode_text, lambda a: _empty_to_null(pc.ascii_upper(_ascii_fold(a))))
 
 
 _DATE_FORMATS: dict[str, str] = {"US": "%m/%d/%Y", "CA": "%m/%d/%Y"}
