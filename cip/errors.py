@@ -23,3 +23,7 @@ class SourceFileError(CipError):
 
 class MissingInputError(CipError):
     """A stage's input does not exist yet (e.g. profiles before identity)."""
+
+
+class LakeBusyError(CipError):
+    """Another process is writing to the same lake."""

@@ -8,6 +8,8 @@ Layout under ``settings.lake_dir``::
     quarantine/<batch_id>.parquet         rejected rows with file, line, field and reason
     derived/<table>.parquet               tables rebuilt whole by later stages (identity, profiles)
     _manifest.json                        the batches that are part of the lake
+    _staging/                             batches being staged (removed by the next run after a crash)
+    .lock                                 held by the one process adding batches (its pid inside)
 
 Writes are atomic: a batch is staged under ``_staging/`` and published by renames, and the
 manifest (written last, by ``os.replace``) decides which batches readers see. A crash at any
@@ -31,7 +33,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cip.errors import MissingInputError
+from cip.errors import LakeBusyError, MissingInputError
+
+try:  # POSIX; elsewhere the lake is not locked
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
 
 
 @dataclass
@@ -107,6 +114,34 @@ class Lake:
         return {b.sha256 for b in self.batches()}
 
     # --- publishing a batch ------------------------------------------------------------------
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """The right to add batches to this lake, for one process at a time: an OS lock on
+        ``.lock`` (released when the process ends, even by a crash). Once it is held, staging
+        folders left by a run that crashed are removed."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a+") as fh:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    fh.seek(0)
+                    holder = fh.read().strip() or "?"
+                    raise LakeBusyError(
+                        f"another process (pid {holder}) is writing to the lake {self.root}",
+                        fix="wait for that `cip ingest` to finish, or stop it, then run again",
+                    ) from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+            shutil.rmtree(self.root / "_staging", ignore_errors=True)
+            try:
+                yield
+            finally:
+                if fcntl is not None:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+
     @contextmanager
     def stage(self, batch_id: str) -> Iterator[Path]:
         """A private staging folder for one batch; removed on failure."""

@@ -266,3 +266,22 @@ def test_raw_copies_match_the_manifest_and_reingest_hashes_without_copying(tmp_p
     assert snapshots == [raw / "events" / "2024-03.jsonl"]
     assert lake.batches() == batches
     assert not list((settings.lake_dir / "_staging").iterdir())
+
+
+def test_one_writer_per_lake_and_a_crashed_run_leaves_no_staging_behind(tmp_path):
+    """A second ingest into a lake that another process is writing to stops with a clear error;
+    staging folders left by a crashed run (raw copies can be large) are removed by the next run."""
+    from cip.errors import LakeBusyError
+
+    raw = tmp_path / "raw"
+    _write(raw, "2024-01.jsonl", [_event(1)])
+    settings = _settings(tmp_path)
+    lake = Lake(settings.lake_dir)
+    with lake.writing(), pytest.raises(LakeBusyError, match=r"another process \(pid \d+\) is writing"):
+        run(settings, raw, now=NOW)
+    left = lake.new_staging("events.0.deadbeef")  # as a killed run leaves it
+    (left / "raw").mkdir()
+    (left / "raw" / "2024-01.jsonl").write_bytes(b"x" * 1000)
+    report = run(settings, raw, now=NOW)
+    assert [f.status for f in report.files] == ["ingested", "ingested"]
+    assert not list((settings.lake_dir / "_staging").iterdir())

@@ -481,8 +481,6 @@ def run(
     lake = Lake(settings.lake_dir)
     files = discover(source_dir)
     reports: list[FileReport] = []
-    fx = _fx(lake)
-
     done = iter(range(1, len(files) + 1))
 
     def tick(path: Path) -> None:
@@ -490,14 +488,16 @@ def run(
         if progress:
             progress(path.name, step, len(files))
 
-    for _, group in groupby(files, key=lambda cp: cp[0].source):
-        pairs = list(group)
-        contract = pairs[0][0]
-        reports += _ingest_source(
-            lake, contract, [p for _, p in pairs], settings=settings, now=now, fx=fx, progress=tick
-        )
-        if contract.source == "fx_rates":
-            fx = _fx(lake)
+    with lake.writing():  # one writer per lake; clears what a crashed run left in _staging
+        fx = _fx(lake)
+        for _, group in groupby(files, key=lambda cp: cp[0].source):
+            pairs = list(group)
+            contract = pairs[0][0]
+            reports += _ingest_source(
+                lake, contract, [p for _, p in pairs], settings=settings, now=now, fx=fx, progress=tick
+            )
+            if contract.source == "fx_rates":
+                fx = _fx(lake)
     if progress:
         progress("done", len(files), len(files))
     return IngestReport(reports)
