@@ -130,6 +130,7 @@ class LineIndex:
         self.path = self.source = path
         digest = hashlib.sha256()
         self._ends: list[int] = []  # newlines in the file up to the end of each chunk
+        self._newlines: dict[int, np.ndarray] = {}  # chunk → offsets of its newlines (when needed)
         self.count, last = 0, b"\n"
 
         def take(chunk: memoryview) -> None:
@@ -153,12 +154,13 @@ class LineIndex:
             self.source, f"cannot be read as JSON lines ({exc})", fix="write one UTF-8 JSON object per line"
         )
 
-    def _start(self, fh: BinaryIO, row: int, found: dict[int, np.ndarray]) -> int:
+    def _start(self, fh: BinaryIO, row: int) -> int:
         """Byte offset where 1-based line ``row`` starts (after the ``row - 1``-th newline)."""
         before = row - 1
         if before == 0:
             return 0
         c = bisect.bisect_left(self._ends, before)
+        found = self._newlines  # per chunk, kept: rejected lines are fetched more than once
         if c not in found:
             fh.seek(c * self.CHUNK)
             found[c] = (
@@ -184,10 +186,9 @@ class LineIndex:
         texts = []
         if rows:
             with open(self.path, "rb") as fh:
-                found: dict[int, np.ndarray] = {}
                 for row in rows:
                     try:
-                        raw = self._line_at(fh, self._start(fh, row, found))
+                        raw = self._line_at(fh, self._start(fh, row))
                         texts.append((raw[:-1] if raw.endswith(b"\r") else raw).decode())
                     except IndexError as exc:  # fewer lines than counted: the file changed
                         raise SourceFileError(
