@@ -60,11 +60,10 @@ def load_csv(
         raise SourceFileError(
             name, f"is not a readable CSV ({exc})", fix="fix the quoting/encoding of the file"
         ) from exc
-    table = table.append_column(ROW, pa.array(range(1, table.num_rows + 1), type=pa.int64()))
-    con.register("raw_arrow", table)
+    table = table.append_column(ROW, pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64)))
+    con.register("raw_arrow", table)  # scanned in place: not copied into a DuckDB table
     cols = [f'"{f.name}"' if f.name in header else f'NULL::VARCHAR AS "{f.name}"' for f in contract.fields]
-    con.execute(f"CREATE OR REPLACE TEMP TABLE raw AS SELECT {ROW}, {', '.join(cols)} FROM raw_arrow")
-    con.unregister("raw_arrow")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW raw AS SELECT {ROW}, {', '.join(cols)} FROM raw_arrow")
     return table.num_rows
 
 
