@@ -285,3 +285,31 @@ def test_one_writer_per_lake_and_a_crashed_run_leaves_no_staging_behind(tmp_path
     report = run(settings, raw, now=NOW)
     assert [f.status for f in report.files] == ["ingested", "ingested"]
     assert not list((settings.lake_dir / "_staging").iterdir())
+
+
+def test_files_staged_one_after_another_on_a_thread_do_not_see_each_other(tmp_path):
+    """A staging thread keeps its DuckDB database across files (a cursor per file): a file's
+    tables and quarantine come out the same after another file as on a fresh thread."""
+    first = [_event(1), "{bad", _event(2, type="identify", traits={"email": "A@X.COM"})]
+    second = [_event(3), _event(3), _event(4, type="identify", traits={"email": " b@y.org "})]
+    both, alone = tmp_path / "both", tmp_path / "alone"
+    _write(both, "2024-01.jsonl", first)
+    _write(both, "2024-02.jsonl", second)
+    _write(alone, "2024-02.jsonl", second)
+    lakes = {}
+    for name, raw in (("both", both), ("alone", alone)):
+        settings = Settings(data_dir=tmp_path / f"data-{name}", ingest={"workers": 1})
+        run(settings, raw, now=NOW)
+        lakes[name] = Lake(settings.lake_dir)
+
+    def second_file(lake: Lake, table: str) -> pd.DataFrame:
+        frame = lake.read(table)
+        column = "source_file" if table == "quarantine" else "_source_file"
+        frame = frame[frame[column] == "2024-02.jsonl"].drop(
+            columns=["_ingested_at", "ingested_at"], errors="ignore"
+        )
+        return frame.sort_values(list(frame.columns)[:3]).reset_index(drop=True)
+
+    for table in ("events", "quarantine"):
+        pd.testing.assert_frame_equal(second_file(lakes["both"], table), second_file(lakes["alone"], table))
+    assert len(second_file(lakes["both"], "quarantine")) == 1  # the repeated message id

@@ -12,6 +12,7 @@ batch per file, in file order.
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -278,6 +279,20 @@ def _stage_one_pass(
     return result.reasons, result.flagged, result.tables, result.rejected_rows
 
 
+_THREAD = threading.local()
+
+
+def _database(threads: int | None) -> duckdb.DuckDBPyConnection:
+    """This thread's in-memory DuckDB database, kept across the files it stages (opening one
+    costs about 15 ms, a tenth of staging a small file); each file gets a cursor of its own."""
+    if getattr(_THREAD, "threads", "none") != threads:
+        database = duckdb.connect()
+        if threads:
+            database.execute(f"SET threads = {int(threads)}")
+        _THREAD.database, _THREAD.threads = database, threads
+    return _THREAD.database
+
+
 def stage_file(
     contract: Contract,
     snapshot: Snapshot,
@@ -307,9 +322,7 @@ def stage_file(
         convertible={settings.base_currency} | (set(fx["currency"].dropna().str.upper()) & known),
         ctx=Context(base_currency=settings.base_currency, default_country=settings.ingest.default_country),
     )
-    with duckdb.connect() as con:
-        if threads:
-            con.execute(f"SET threads = {int(threads)}")
+    with _database(threads).cursor() as con:  # its temp tables and views go with it
         rules.prepare(con)
         rules.register_fx(con, fx, settings.base_currency)
         rows_in = index.count if index is not None else load_csv(con, snapshot.path, contract, name=path)

@@ -205,9 +205,10 @@ def read_chunks(
 ) -> None:
     """Call ``take`` on each chunk of ``path``, read into one reused buffer (no fresh pages per
     chunk); with ``copy_to``, write each chunk there too (a copy of exactly the bytes seen)."""
-    buffer = bytearray(chunk_size)
-    view = memoryview(buffer)
     with open(path, "rb", buffering=0) as fh, open(copy_to, "xb") if copy_to else nullcontext() as out:
+        # fresh pages cost: a small file gets a buffer of its own size (+1 to see its end)
+        buffer = bytearray(min(chunk_size, os.fstat(fh.fileno()).st_size + 1))
+        view = memoryview(buffer)
         while size := fh.readinto(buffer):
             chunk = view[:size]
             take(chunk)

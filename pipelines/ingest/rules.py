@@ -159,12 +159,16 @@ def fx_tables(fx: pd.DataFrame, base: str) -> dict[str, pa.Table]:
     first to its last known rate, and ``fx_edges(currency, first_date, first_rate, last_rate)``
     for days outside that span. The base currency has rate 1 on every date. Converting is then
     a plain equality join (an ASOF join over every row costs several times more). Built once
-    per distinct rates table and kept."""
+    per distinct rates table and kept (the frame is not to be changed in place afterwards)."""
+    last = _FX_LAST
+    if last is not None and last[0] is fx and last[1] == base:  # the run's frame, again
+        return last[2]
     frame = fx[["date", "currency", "rate_to_base"]].copy()
     frame["date"] = pd.to_datetime(frame["date"]).dt.date
     key = (base, len(frame), int(pd.util.hash_pandas_object(frame, index=False).sum()))
     with _LOCK:
         if key in _FX:
+            _remember_fx(fx, base, _FX[key])
             return _FX[key]
     with duckdb.connect() as con:
         con.register("fx_raw", pa.Table.from_pandas(frame, preserve_index=False))
@@ -188,10 +192,18 @@ def fx_tables(fx: pd.DataFrame, base: str) -> dict[str, pa.Table]:
         }
     with _LOCK:
         _FX[key] = tables
+    _remember_fx(fx, base, tables)
     return tables
 
 
 _FX: dict[tuple, dict[str, pa.Table]] = {}
+#: The frame last asked for, so the files of a run (one frame) skip hashing it: 8 ms a file.
+_FX_LAST: tuple[pd.DataFrame, str, dict[str, pa.Table]] | None = None
+
+
+def _remember_fx(fx: pd.DataFrame, base: str, tables: dict[str, pa.Table]) -> None:
+    global _FX_LAST
+    _FX_LAST = (fx, base, tables)
 
 
 def register_fx(con: duckdb.DuckDBPyConnection, fx: pd.DataFrame, base: str) -> None:
