@@ -73,7 +73,7 @@ def _valid_for_code(code: int, digits: pa.Array) -> np.ndarray:
             continue
         candidates = digits.take(pending)
         if metadata.leading_digits is not None:
-            found = _true(pc.match_substring_regex(candidates, f"^(?:{metadata.leading_digits})"))
+            found = true_mask(pc.match_substring_regex(candidates, f"^(?:{metadata.leading_digits})"))
             typed = _typed(candidates.filter(found), metadata) if found.any() else np.zeros(0, bool)
             valid[pending[found]] = typed & (metadata.country_code == code)
         else:
@@ -103,12 +103,13 @@ def _matches(digits: pa.Array, desc: PhoneNumberDesc | None) -> np.ndarray:
     the national number pattern (an empty pattern matches nothing)."""
     if desc is None or not desc.national_number_pattern or not len(digits):
         return np.zeros(len(digits), dtype=bool)
-    ok = _true(pc.match_substring_regex(digits, f"^(?:{desc.national_number_pattern})$"))
+    ok = true_mask(pc.match_substring_regex(digits, f"^(?:{desc.national_number_pattern})$"))
     if desc.possible_length:
         lengths = pa.array(list(desc.possible_length), pa.int32())
-        ok &= _true(pc.is_in(pc.utf8_length(digits), value_set=lengths))
+        ok &= true_mask(pc.is_in(pc.utf8_length(digits), value_set=lengths))
     return ok
 
 
-def _true(mask: pa.Array) -> np.ndarray:
+def true_mask(mask: pa.Array) -> np.ndarray:
+    """A boolean Arrow array as numpy, nulls as False."""
     return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)

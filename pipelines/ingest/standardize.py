@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cip.categories import canonical_category
-from pipelines.ingest.phone_validity import valid_numbers
+from pipelines.ingest.phone_validity import true_mask, valid_numbers
 
 EMAIL_RE = re.compile(
     r"^[a-z0-9._%+\-]+@[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?)*\.[a-z]{2,}$"
@@ -52,26 +52,6 @@ def _apply(fn: Callable[[Hashable], object], values: list, parallel: bool = Fals
         return [v for part in parts for v in part]
 
 
-def _map_unique(
-    s: pd.Series, fn: Callable[[Hashable], object], dtype: str = STR, parallel: bool = False
-) -> pd.Series:
-    """Apply a scalar function once per distinct non-null value (fast on repetitive columns).
-    ``parallel`` spreads many distinct values over worker processes (``fn`` must be picklable)."""
-    return _map_distinct(s, lambda uniques: _apply(fn, list(uniques), parallel), dtype)
-
-
-def _map_distinct(s: pd.Series, fn: Callable[[list], list], dtype: str = STR) -> pd.Series:
-    """``fn`` over the distinct non-null values of ``s`` at once, mapped back to every row."""
-    out = pd.Series(pd.NA, index=s.index, dtype=dtype)
-    present = s.notna()
-    if not present.any():
-        return out
-    codes, uniques = pd.factorize(s[present])
-    mapped = np.array(fn(list(uniques)), dtype=object)
-    out[present] = pd.array(mapped[codes], dtype=dtype)
-    return out
-
-
 def _per_distinct(s: pd.Series, rule: Callable[[pa.Array], pa.Array]) -> pd.Series:
     """``rule`` (Arrow strings in → Arrow strings out) over the distinct values of ``s`` at once,
     mapped back to every row; nulls stay null."""
@@ -91,11 +71,11 @@ def _text_rule(fn: Callable[[str], str | None], ascii_fn: Callable[[pa.Array], p
     in ``tests/test_standardize.py``) on all-ASCII text at once."""
 
     def rule(values: pa.Array) -> pa.Array:
-        ascii_ = _true(pc.string_is_ascii(values))
+        ascii_ = true_mask(pc.string_is_ascii(values))
         out = np.full(len(values), None, dtype=object)
         if ascii_.any():
             out[ascii_] = ascii_fn(values.filter(pa.array(ascii_))).to_numpy(zero_copy_only=False)
-        rest = np.flatnonzero(~ascii_ & _true(pc.is_valid(values)))
+        rest = np.flatnonzero(~ascii_ & true_mask(pc.is_valid(values)))
         out[rest] = [fn(v) for v in values.take(pa.array(rest, pa.int64())).to_pylist()]
         return pa.array(out, pa.string())
 
@@ -159,13 +139,13 @@ def _quick_numbers(texts: pa.Array, regions: pa.Array) -> tuple[np.ndarray, np.n
     status = np.full(n, _UNREAD, dtype=np.int8)
     codes = np.zeros(n, dtype=np.int64)
     nationals = np.zeros(n, dtype=np.int64)
-    plain = _true(pc.match_substring_regex(texts, _PLAIN_PHONE.pattern))
-    plus = plain & _true(pc.starts_with(texts, "+"))
+    plain = true_mask(pc.match_substring_regex(texts, _PLAIN_PHONE.pattern))
+    plus = plain & true_mask(pc.starts_with(texts, "+"))
     digits = pc.replace_substring_regex(texts, _NOT_DIGIT.pattern, "")
 
     def finish(at: np.ndarray, code: np.ndarray, national: pa.Array) -> None:
         length = pc.utf8_length(national).to_numpy(zero_copy_only=False)
-        ok = (length > 0) & (length <= 17) & ~_true(pc.starts_with(national, "0"))
+        ok = (length > 0) & (length <= 17) & ~true_mask(pc.starts_with(national, "0"))
         status[at[ok]] = _READ
         codes[at[ok]] = code[ok]
         nationals[at[ok]] = pc.cast(national.filter(pa.array(ok)), pa.int64()).to_numpy()
@@ -177,27 +157,23 @@ def _quick_numbers(texts: pa.Array, regions: pa.Array) -> tuple[np.ndarray, np.n
         if not len(at):
             break
         head = pc.cast(pc.utf8_slice_codeunits(rest, 0, size), pa.int64())
-        known = _true(pc.is_in(head, value_set=_CALLING_CODES))
+        known = true_mask(pc.is_in(head, value_set=_CALLING_CODES))
         finish(at[known], head.to_numpy()[known], pc.utf8_slice_codeunits(rest.filter(pa.array(known)), size))
         at, rest = at[~known], rest.filter(pa.array(~known))
     # national numbers of the regions in _NATIONAL, with or without their trunk prefix
     for region, (trunk, code) in _NATIONAL.items():
-        at = np.flatnonzero(plain & ~plus & _true(pc.equal(regions, region)))
+        at = np.flatnonzero(plain & ~plus & true_mask(pc.equal(regions, region)))
         if not len(at):
             continue
         number = digits.take(pa.array(at))
         if trunk == "1":
-            zero = _true(pc.starts_with(number, "0")) & ~_true(pc.starts_with(number, "011"))
+            zero = true_mask(pc.starts_with(number, "0")) & ~true_mask(pc.starts_with(number, "011"))
             status[at[zero]] = _INVALID
             at, number = at[~zero], number.filter(pa.array(~zero))
         trunked = pc.starts_with(number, trunk)
         national = pc.if_else(trunked, pc.utf8_slice_codeunits(number, len(trunk)), number)
         finish(at, np.full(len(at), code, dtype=np.int64), national)
     return status, codes, nationals
-
-
-def _true(mask: pa.Array) -> np.ndarray:
-    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
 
 
 def _phones_e164(raws: pa.Array, regions: pa.Array) -> pa.Array:
@@ -254,10 +230,12 @@ def normalize_phone(raw: pd.Series, region: pd.Series | str) -> pd.Series:
     raw = blank_to_na(raw)
     regions = pd.Series(region, index=raw.index) if isinstance(region, str) else region
     pairs = raw.str.cat(regions.fillna("US").astype(STR), sep="\x1f").where(raw.notna())
-    encoded = pa.chunked_array(pa.array(pairs.astype(STR).array)).combine_chunks().dictionary_encode()
-    parts = pc.split_pattern(encoded.dictionary, "\x1f", max_splits=1)
-    e164 = _phones_e164(pc.list_element(parts, 0), pc.list_element(parts, 1))
-    return pd.Series(pd.arrays.ArrowStringArray(e164.take(encoded.indices)), index=raw.index)
+
+    def e164(distinct: pa.Array) -> pa.Array:
+        parts = pc.split_pattern(distinct, "\x1f", max_splits=1)
+        return _phones_e164(pc.list_element(parts, 0), pc.list_element(parts, 1))
+
+    return _per_distinct(pairs, e164)
 
 
 def _fold(text: str) -> str:
@@ -347,4 +325,10 @@ def parse_flag(s: pd.Series) -> pd.Series:
 
 def map_category(s: pd.Series) -> pd.Series:
     """Raw category spellings to the eight canonical categories (``unknown`` if unmapped)."""
-    return _map_unique(blank_to_na(s), canonical_category).fillna("unknown")
+
+    def canonical(values: pa.Array) -> pa.Array:
+        return pa.array(
+            [None if v is None else canonical_category(v) for v in values.to_pylist()], pa.string()
+        )
+
+    return _per_distinct(blank_to_na(s), canonical).fillna("unknown")
