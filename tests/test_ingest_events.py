@@ -313,3 +313,33 @@ def test_files_staged_one_after_another_on_a_thread_do_not_see_each_other(tmp_pa
     for table in ("events", "quarantine"):
         pd.testing.assert_frame_equal(second_file(lakes["both"], table), second_file(lakes["alone"], table))
     assert len(second_file(lakes["both"], "quarantine")) == 1  # the repeated message id
+
+
+def test_line_index_finds_lines_when_reads_come_short(tmp_path):
+    """Chunks are where the reads ended, not multiples of the chunk size: a source that delivers
+    short reads (a pipe here; a file growing while it is read) still gives the right lines."""
+    import os
+    import threading
+
+    from cip.lake import file_sha256
+    from pipelines.ingest.readers import take_snapshot
+
+    lines = [json.dumps(_event(i)) for i in range(3_000)]
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with fifo.open("wb") as fh:
+            for i in range(0, len(lines), 7):  # many small writes: the reader sees short reads
+                fh.write(("\n".join(lines[i : i + 7]) + "\n").encode())
+                fh.flush()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    snapshot = take_snapshot(fifo, tmp_path / "copy.jsonl", json_lines=True)
+    writer.join()
+    index = snapshot.index
+    assert len(index._starts) > 1 and index.count == len(lines)
+    assert snapshot.sha256 == file_sha256(snapshot.path)
+    rows = [1, 2, 999, 1500, 2999, 3000]
+    assert index.table(rows)["line"].to_pylist() == [lines[r - 1] for r in rows]

@@ -129,11 +129,16 @@ class LineIndex:
         self.path = self.source = path
         digest = hashlib.sha256()
         self._ends: list[int] = []  # newlines in the file up to the end of each chunk
+        self._starts: list[int] = []  # byte offset of each chunk (reads can come short)
         self._newlines: dict[int, np.ndarray] = {}  # chunk → offsets of its newlines (when needed)
         self.count, last = 0, b"\n"
 
+        offset = 0
+
         def take(chunk: memoryview) -> None:
-            nonlocal last
+            nonlocal last, offset
+            self._starts.append(offset)
+            offset += len(chunk)
             digest.update(chunk)
             self.count += _newlines(chunk)
             self._ends.append(self.count)
@@ -161,10 +166,11 @@ class LineIndex:
         c = bisect.bisect_left(self._ends, before)
         found = self._newlines  # per chunk, kept: rejected lines are fetched more than once
         if c not in found:
-            fh.seek(c * self.CHUNK)
-            found[c] = (
-                np.flatnonzero(np.frombuffer(fh.read(self.CHUNK), dtype=np.uint8) == 10) + c * self.CHUNK
-            )
+            start = self._starts[c]
+            end = self._starts[c + 1] if c + 1 < len(self._starts) else None
+            fh.seek(start)
+            block = fh.read(end - start) if end is not None else fh.read()
+            found[c] = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10) + start
         return int(found[c][before - (self._ends[c - 1] if c else 0) - 1]) + 1
 
     @staticmethod
@@ -206,8 +212,8 @@ def read_chunks(
     """Call ``take`` on each chunk of ``path``, read into one reused buffer (no fresh pages per
     chunk); with ``copy_to``, write each chunk there too (a copy of exactly the bytes seen)."""
     with open(path, "rb", buffering=0) as fh, open(copy_to, "xb") if copy_to else nullcontext() as out:
-        # fresh pages cost: a small file gets a buffer of its own size (+1 to see its end)
-        buffer = bytearray(min(chunk_size, os.fstat(fh.fileno()).st_size + 1))
+        # fresh pages cost: a small file gets a buffer of about its own size (+1 to see its end)
+        buffer = bytearray(min(chunk_size, max(1 << 16, os.fstat(fh.fileno()).st_size + 1)))
         view = memoryview(buffer)
         while size := fh.readinto(buffer):
             chunk = view[:size]
