@@ -25,8 +25,16 @@ identity_app = typer.Typer(help="Identity resolution: run, explain and undo merg
 features_app = typer.Typer(
     help="Feast feature store: build snapshots, apply, materialize.", no_args_is_help=True
 )
+train_app = typer.Typer(
+    help="Train models (churn, clv, propensity) and register them in MLflow.", no_args_is_help=True
+)
+models_app = typer.Typer(
+    help="The MLflow model registry: list versions, promote a champion.", no_args_is_help=True
+)
 app.add_typer(identity_app, name="identity")
 app.add_typer(features_app, name="features")
+app.add_typer(train_app, name="train")
+app.add_typer(models_app, name="models")
 
 _state = {"debug": False}
 
@@ -315,7 +323,8 @@ def demo(
     customers: Annotated[int | None, typer.Option(help="Persons in the generated world.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
 ) -> None:
-    """Run the main job end to end on the embedded default: generate → ingest → identity → profiles → features."""
+    """Run the main job end to end on the embedded default: generate → ingest → identity → profiles →
+    features → models."""
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -330,6 +339,7 @@ def demo(
     timed("identity", identity_run, retrain=False)
     timed("profiles", profiles, as_of=None)
     timed("features", features_all)
+    timed("models", train_all, trials=None)
     import pandas as pd
 
     console.rule("[bold]demo finished")
@@ -337,6 +347,85 @@ def demo(
         pd.DataFrame({"stage": list(timings), "seconds": list(timings.values())}), title="stage timings"
     )
     console.print(f"total {time.perf_counter() - started:.1f}s — data in {_settings().root}")
+
+
+# --- models ----------------------------------------------------------------------------------------
+TrialsOption = Annotated[
+    int | None, typer.Option("--trials", help="Optuna trials per model (default: training.trials).")
+]
+
+
+def _train(names: list[str], trials: int | None) -> list:
+    from training.train import summary_frame, train
+
+    s = _settings()
+    results = []
+    for name in names:
+        with progress_bar(f"train {name}") as report:
+            r = train(s, name, trials=trials, progress=report)
+        results.append(r)
+        gate = f"{'promoted' if r.promoted else 'not promoted'}: test {r.gate_metric} {r.metrics[r.gate_metric]:.4f}"
+        if r.champion_metric is not None:
+            gate += f" vs champion {r.champion_metric:.4f}"
+        console.print(
+            f"[green]{name}[/] v{r.version} in {r.seconds:.0f}s — cutoffs train "
+            f"{r.plan.train[0]}…{r.plan.train[-1]}, valid {r.plan.valid}, test {r.plan.test} — {gate}"
+        )
+    for r in results:
+        table = summary_frame([r]).drop(columns="model").dropna(axis=1, how="all")
+        print_frame(table, title=f"{r.model} on the test cutoff {r.plan.test}: model next to baselines")
+    return results
+
+
+@train_app.command("churn")
+def train_churn(trials: TrialsOption = None) -> None:
+    """Churn: P(no purchase in 90 days) for customers active in the last 365 days."""
+    _train(["churn"], trials)
+
+
+@train_app.command("clv")
+def train_clv(trials: TrialsOption = None) -> None:
+    """Customer lifetime value: spend in the next 365 days."""
+    _train(["clv"], trials)
+
+
+@train_app.command("propensity")
+def train_propensity(trials: TrialsOption = None) -> None:
+    """Purchase propensity per category in the next 30 days."""
+    _train(["propensity"], trials)
+
+
+@train_app.command("all")
+def train_all(trials: TrialsOption = None) -> None:
+    """Train churn, clv and propensity."""
+    from training.specs import SPECS
+
+    _train(list(SPECS), trials)
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Registered model versions, their aliases and test metrics."""
+    from training.registry import list_models, tracking_uri
+
+    s = _settings()
+    table = list_models(s)
+    if table.empty:
+        console.print(f"no models registered in {tracking_uri(s)} — run `cip train all`")
+        return
+    print_frame(table, title=f"models in {tracking_uri(s)}", max_rows=200)
+
+
+@models_app.command("promote")
+def models_promote(
+    name: Annotated[str, typer.Argument(help="Model: churn, clv or propensity.")],
+    version: Annotated[int, typer.Argument(help="Registered version to make champion.")],
+) -> None:
+    """Make a registered version the champion (scoring loads the champion)."""
+    from training.registry import promote
+
+    promote(_settings(), name, version)
+    console.print(f"[green]{name}[/] version {version} is now the champion")
 
 
 @app.command()

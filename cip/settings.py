@@ -25,6 +25,7 @@ from cip.errors import CipError
 from cip.identity_config import IdentityConfig
 from cip.matching_config import MatchingConfig
 from cip.profile_config import ProfileConfig
+from training.config import TrainingConfig
 
 
 class IngestConfig(BaseModel):
@@ -67,6 +68,9 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(Path("data"), description="Root of everything generated or ingested.")
+    mlruns_dir: Path = Field(
+        Path("mlruns"), description="MLflow tracking store (SQLite) and artifacts, and Optuna studies."
+    )
     seed: int = 42
     base_currency: Literal["USD"] = "USD"
     engine: Literal["duckdb", "spark"] = "duckdb"
@@ -80,6 +84,8 @@ class Settings(BaseSettings):
         description="Feature-store knobs (snapshot cadence, history, chunking); validated by "
         "features.config.FeatureConfig so the core imports no stage.",
     )
+
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -113,6 +119,11 @@ class Settings(BaseSettings):
         return self.root / "lake"
 
     @property
+    def mlflow_dir(self) -> Path:
+        """MLflow's store: ``mlflow.db`` (runs, registry), ``artifacts/`` and ``optuna.db``."""
+        return self.mlruns_dir.resolve()
+
+    @property
     def models_dir(self) -> Path:
         return self.root / "models"
 
@@ -139,6 +150,7 @@ class Settings(BaseSettings):
             "rules": self.identity_rules_dir,
             "reports": self.reports_dir,
             "features": self.features_dir,
+            "mlruns": self.mlflow_dir,
         }
 
 

@@ -21,6 +21,18 @@ class FeatureConfig(BaseModel):
     include_as_of: bool = Field(
         True, description="Also snapshot the day after the last activity, so the online store is fresh."
     )
+    label_cadence_months: int = Field(
+        3,
+        ge=1,
+        description="Months between two long-history snapshots (first day of a month, UTC): the cutoffs "
+        "models train and are tested on.",
+    )
+    label_history_months: int = Field(
+        27,
+        ge=0,
+        description="How far back the long-history snapshots go (0: none). Long label windows (a year "
+        "of spend) need cutoffs more than a year before the last activity.",
+    )
     ttl_days: int = Field(
         14,
         ge=1,
@@ -49,9 +61,22 @@ class FeatureConfig(BaseModel):
             d -= timedelta(days=self.cadence_days)
         if self.include_as_of and as_of not in dates:
             dates.append(as_of)
+        dates = sorted(set(dates) | set(self.month_dates(as_of)))
         if first_activity is not None:
             dates = [d for d in dates if d > first_activity]
-        return sorted(dates)
+        return dates
+
+    def month_dates(self, as_of: date) -> list[date]:
+        """First days of months, every ``label_cadence_months`` back from the month of ``as_of``
+        (``as_of`` included when it is a first of month), covering ``label_history_months``."""
+        if self.label_history_months == 0:
+            return []
+        out: list[date] = []
+        k0 = as_of.year * 12 + as_of.month - 1
+        for back in range(0, self.label_history_months + 1, self.label_cadence_months):
+            y, m = divmod(k0 - back, 12)
+            out.append(date(y, m + 1, 1))
+        return sorted(out)
 
 
 def feature_config(settings: Any) -> FeatureConfig:

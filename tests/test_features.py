@@ -99,7 +99,9 @@ def fstore(tmp_path_factory):
         base = pq.read_table(derived / f"{name}.parquet")
         add = pa.Table.from_pandas(extra, schema=SCHEMAS[name], preserve_index=False)
         pq.write_table(pa.concat_tables([base, add]), derived / f"{name}.parquet")
-    store = CipFeatureStore(Settings(data_dir=root), FeatureConfig(history_days=35, chunk_customers=150))
+    store = CipFeatureStore(
+        Settings(data_dir=root), FeatureConfig(history_days=35, chunk_customers=150, label_history_months=0)
+    )
     build = store.build_snapshots()
     store.apply()
     result = store.materialize()
@@ -113,6 +115,18 @@ def _latest(store) -> pd.DataFrame:
 
 
 # --- snapshots ------------------------------------------------------------------------------------
+def test_snapshot_grid_adds_first_of_month_cutoffs_for_long_label_windows():
+    from features.config import FeatureConfig
+
+    cfg = FeatureConfig(history_days=14, label_cadence_months=3, label_history_months=12)
+    dates = cfg.snapshot_dates(date(2026, 6, 30), date(2025, 8, 2))
+    months = [d for d in dates if d.day == 1]
+    # every third month back from the as-of month; the one before the first activity is dropped
+    assert months == [date(2025, 10, 1), date(2026, 1, 1), date(2026, 4, 1), date(2026, 7, 1)]
+    assert dates[-1] == date(2026, 7, 1) and dates == sorted(set(dates))
+    assert FeatureConfig(label_history_months=0).month_dates(date(2026, 7, 1)) == []
+
+
 def test_snapshot_grid_and_schema(fstore):
     from features.snapshots import snapshot_schema
 

@@ -577,6 +577,9 @@ def test_truth_tables(truth: Path, persons: pd.DataFrame) -> None:
         date(2024, 12, 31),
         date(2025, 3, 31),
         date(2025, 6, 30),
+        date(2025, 9, 30),
+        date(2025, 12, 31),
+        date(2026, 3, 31),
         AS_OF,
     ]
     assert labels["p_churn_90d"].between(0, 1).all()

@@ -23,9 +23,9 @@ def _month_end(y: int, m: int) -> date:
 
 
 def label_cutoffs(as_of: date) -> list[date]:
-    """Quarter ends from 24 to 12 months before ``as_of`` (month ends), plus ``as_of`` itself."""
+    """Quarter ends from 24 to 3 months before ``as_of`` (month ends), plus ``as_of`` itself."""
     out = []
-    for back in (24, 21, 18, 15, 12):
+    for back in (24, 21, 18, 15, 12, 9, 6, 3):
         k = as_of.year * 12 + as_of.month - 1 - back
         y, m = divmod(k, 12)
         out.append(_month_end(y, m + 1))
