@@ -24,6 +24,9 @@ class GBMModel(BaseEstimator):
     """A LightGBM booster for ``task`` = ``binary`` (calibrated probabilities) or ``regression``
     (Tweedie: zero-inflated, heavy-tailed amounts).
 
+    ``monotone`` maps features to +1/-1: the score may only rise (fall) with them, so business
+    logic such as "more days since the last order never lowers churn risk" holds for every customer.
+
     ``categorical`` names columns whose values are mapped to fixed codes (the map is learned in
     ``fit`` and saved with the model, so unseen values score as missing).
     """
@@ -36,6 +39,7 @@ class GBMModel(BaseEstimator):
         early_stopping_rounds: int = 50,
         calibrate: bool = True,
         categorical: tuple[str, ...] = (),
+        monotone: dict[str, int] | None = None,
         num_threads: int = 0,
         seed: int = 0,
     ) -> None:
@@ -45,6 +49,7 @@ class GBMModel(BaseEstimator):
         self.early_stopping_rounds = early_stopping_rounds
         self.calibrate = calibrate
         self.categorical = categorical
+        self.monotone = monotone
         self.num_threads = num_threads
         self.seed = seed
 
@@ -59,6 +64,9 @@ class GBMModel(BaseEstimator):
         base |= {"verbosity": -1, "seed": self.seed, "deterministic": True, "force_row_wise": True}
         if self.num_threads:
             base["num_threads"] = self.num_threads
+        if self.monotone and hasattr(self, "feature_names_"):
+            base["monotone_constraints"] = [int(self.monotone.get(f, 0)) for f in self.feature_names_]
+            base["monotone_constraints_method"] = "advanced"
         return base | dict(self.params or {})
 
     def dataset(self, X: pd.DataFrame, y: Any = None, reference: lgb.Dataset | None = None) -> lgb.Dataset:

@@ -23,6 +23,8 @@ class ModelSpec:
     greater_is_better: bool
     #: Registered model name in MLflow.
     registered: str = ""
+    #: Features the score may only rise (+1) or fall (-1) with.
+    monotone: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.registered:
@@ -41,6 +43,7 @@ CHURN = ModelSpec(
     "P(no purchase in the next 90 days) for customers who bought in the last 365 days.",
     metric="auc",
     greater_is_better=True,
+    monotone=(("recency_days", 1), ("days_since_last_purchase", 1)),
 )
 CLV = ModelSpec(
     "clv",

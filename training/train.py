@@ -87,6 +87,7 @@ def fit_model(
         max_rounds=cfg.max_rounds,
         early_stopping_rounds=cfg.early_stopping_rounds,
         categorical=categorical_inputs(s),
+        monotone=dict(s.monotone) or None,
         num_threads=cfg.num_threads,
         seed=settings.seed,
     )
