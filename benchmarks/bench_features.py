@@ -70,7 +70,7 @@ class PeakRss:
 
 
 def _settings(work: Path):
-    from cip.settings import Settings
+    from cli.settings import Settings
 
     return Settings(data_dir=work)
 

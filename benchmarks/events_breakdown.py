@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cip.contracts import CONTRACTS  # noqa: E402
-from cip.settings import Settings  # noqa: E402
+from cli.settings import Settings  # noqa: E402
 from pipelines.ingest import pipeline, stream  # noqa: E402
 from pipelines.ingest.readers import _accessor, _columns  # noqa: E402
 

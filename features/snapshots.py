@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from cip.categories import CATEGORIES
 from features import catalog as cat
-from features.config import FeatureConfig, feature_config
+from features.config import FeatureConfig, FeatureSettings
 from features.paths import feature_data_dir, snapshot_dir
 
 Progress = Callable[[str, int, int], None]
@@ -394,7 +394,7 @@ def _input_fingerprint(lake: Any) -> str:
 
 
 def build_snapshots(
-    settings: Any,
+    settings: FeatureSettings,
     *,
     dates: Sequence[date] | None = None,
     config: FeatureConfig | None = None,
@@ -410,7 +410,7 @@ def build_snapshots(
     from cip.lake import Lake
 
     t0 = time.perf_counter()
-    cfg = config or feature_config(settings)
+    cfg = config or settings.features
     data_dir = feature_data_dir(settings)
     out_dir = snapshot_dir(data_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -468,7 +468,7 @@ def build_snapshots(
     return build
 
 
-def snapshot_dates_on_disk(settings: Any) -> list[date]:
+def snapshot_dates_on_disk(settings: FeatureSettings) -> list[date]:
     """Dates that have a snapshot file."""
     return sorted(
         date.fromisoformat(p.stem) for p in snapshot_dir(feature_data_dir(settings)).glob("*.parquet")

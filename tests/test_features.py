@@ -87,7 +87,7 @@ def fstore(tmp_path_factory):
     """A built, applied and materialized feature store over ~400 synthetic customers + planted ones."""
     import pyarrow as pa
 
-    from cip.settings import Settings
+    from cli.settings import Settings
     from features.config import FeatureConfig
     from features.store import CipFeatureStore
     from features.synthetic import SCHEMAS, write_world

@@ -29,8 +29,8 @@ import pyarrow as pa
 from cip.contracts import CONTRACTS, Contract
 from cip.errors import MissingInputError, SourceFileError
 from cip.lake import RAW, BatchRecord, Lake, file_sha256
-from cip.settings import Settings
 from pipelines.ingest import rules, stream
+from pipelines.ingest.config import IngestSettings
 from pipelines.ingest.nodes import NODES, STREAM_NODES, Context
 from pipelines.ingest.readers import (
     LineIndex,
@@ -298,7 +298,7 @@ def stage_file(
     snapshot: Snapshot,
     staging: Path,
     *,
-    settings: Settings,
+    settings: IngestSettings,
     now: datetime,
     fx: pd.DataFrame,
     threads: int | None = None,
@@ -413,7 +413,7 @@ def _ingest_source(
     contract: Contract,
     paths: list[Path],
     *,
-    settings: Settings,
+    settings: IngestSettings,
     now: datetime,
     fx: pd.DataFrame,
     progress: Callable[[Path], None],
@@ -482,7 +482,7 @@ def _ingest_source(
 
 
 def run(
-    settings: Settings,
+    settings: IngestSettings,
     source_dir: Path | None = None,
     *,
     now: datetime | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from cip.profile_config import ProfileConfig, SurvivorshipRule
+from pipelines.profiles.config import ProfileConfig, SurvivorshipRule
 
 #: Candidate values: every CRM account and every identify call, attached to its customer.
 CANDIDATES_SQL = """

@@ -10,8 +10,8 @@ import pandas as pd
 
 from cip.errors import MissingInputError
 from cip.lake import Lake
-from cip.settings import Settings
 from pipelines.profiles.activity import UNATTRIBUTED_SQL, build_activity
+from pipelines.profiles.config import ProfileSettings
 from pipelines.profiles.golden import build_profiles
 from pipelines.profiles.traits import compute_traits
 
@@ -36,7 +36,9 @@ def default_as_of(lake: Lake) -> date:
     return pd.Timestamp(latest).date()
 
 
-def run(settings: Settings, *, as_of: date | None = None, progress: Progress | None = None) -> ProfilesRun:
+def run(
+    settings: ProfileSettings, *, as_of: date | None = None, progress: Progress | None = None
+) -> ProfilesRun:
     lake = Lake(settings.lake_dir)
     if not lake.has("identity_map"):
         raise MissingInputError("identity_map does not exist", fix="run `cip identity run` first")

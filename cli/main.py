@@ -13,7 +13,7 @@ import typer
 
 from cip.console import console, print_frame, progress_bar
 from cip.errors import CipError
-from cip.settings import Settings, get_settings
+from cli.settings import Settings, get_settings
 
 app = typer.Typer(
     help="CIP — customer intelligence platform: generate, ingest, resolve identities, build profiles and features.",
