@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cip.categories import CATEGORIES
+from cip.sql import quote_literal
 from features import catalog as cat
 from features.config import FeatureConfig, FeatureSettings
 from features.paths import feature_data_dir, snapshot_dir
@@ -310,10 +311,10 @@ def connect(
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     if memory_limit:
-        con.execute(f"SET memory_limit = '{memory_limit}'")
+        con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
     if temp_dir:
         temp_dir.mkdir(parents=True, exist_ok=True)
-        con.execute(f"SET temp_directory = '{temp_dir.as_posix()}'")
+        con.execute(f"SET temp_directory = {quote_literal(temp_dir)}")
     con.execute("SET preserve_insertion_order = false")
     ensure_activity_views(con)
     return con
@@ -438,7 +439,7 @@ def build_snapshots(
                 final = out_dir / f"{d.isoformat()}.parquet"
                 tmp = out_dir / f".{d.isoformat()}.parquet.tmp"
                 con.execute(
-                    f"COPY ({snapshot_sql(d)}) TO '{tmp.as_posix()}' "
+                    f"COPY ({snapshot_sql(d)}) TO {quote_literal(tmp)} "
                     "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)"
                 )
                 os.replace(tmp, final)
