@@ -55,7 +55,7 @@ def synthetic_store(tmp_path_factory: pytest.TempPathFactory):
     from cli.settings import Settings
     from features.config import FeatureConfig
     from features.store import CipFeatureStore
-    from features.synthetic import write_world
+    from tests.synthetic import write_world
 
     root = tmp_path_factory.mktemp("synthetic_store")
     write_world(root / "lake", 150, end=date(2026, 6, 30), days=200, seed=11, chunk=150)
