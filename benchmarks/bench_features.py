@@ -2,7 +2,7 @@
 
     python benchmarks/bench_features.py --customers 100000 [--customers 1000000] [--work DIR]
 
-For each size it generates synthetic resolved activity tables (features.synthetic: ~2 years,
+For each size it generates synthetic resolved activity tables (tests.synthetic: ~2 years,
 realistic rates), then runs each phase in a fresh subprocess and reports wall time and peak RSS
 (the phase's process plus its worker processes, sampled every 100 ms):
 
@@ -70,14 +70,14 @@ class PeakRss:
 
 
 def _settings(work: Path):
-    from cip.settings import Settings
+    from cli.settings import Settings
 
     return Settings(data_dir=work)
 
 
 # --- phases (each runs in its own subprocess) ------------------------------------------------------
 def phase_generate(work: Path, customers: int) -> dict:
-    from features.synthetic import write_world
+    from tests.synthetic import write_world
 
     t = time.perf_counter()
     stats = write_world(work / "lake", customers)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 def _stage(stage: str, data_dir: Path) -> dict:
-    from cip.settings import Settings
+    from cli.settings import Settings
 
     settings = Settings(data_dir=data_dir)
     started = time.perf_counter()

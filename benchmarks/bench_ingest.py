@@ -37,7 +37,7 @@ def _only_folder(data_dir: Path, only: list[str]) -> Path:
 
 
 def _stage(stage: str, data_dir: Path, customers: int, seed: int, only: list[str] | None = None) -> dict:
-    from cip.settings import Settings
+    from cli.settings import Settings
 
     settings = Settings(data_dir=data_dir)
     started = time.perf_counter()

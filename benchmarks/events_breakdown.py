@@ -27,10 +27,12 @@ import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 
+from cip.sql import quote_literal
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cip.contracts import CONTRACTS  # noqa: E402
-from cip.settings import Settings  # noqa: E402
+from cli.settings import Settings  # noqa: E402
 from pipelines.ingest import pipeline, stream  # noqa: E402
 from pipelines.ingest.readers import _accessor, _columns  # noqa: E402
 
@@ -85,7 +87,7 @@ def floor(path: Path, work: Path) -> dict[str, float]:
     contract = next(c for c in CONTRACTS if c.source == "events")
     flat = ", ".join(f'p{_accessor(f.path or "$." + f.name)} AS "{f.name}"' for f in contract.fields)
     scan = (
-        f"read_json('{path.as_posix()}', format = 'newline_delimited', ignore_errors = true, "
+        f"read_json({quote_literal(path)}, format = 'newline_delimited', ignore_errors = true, "
         f"columns = {_columns(contract)})"
     )
     out: dict[str, float] = {}

@@ -28,7 +28,7 @@ import pandas as pd
 if __package__ in (None, ""):  # executed as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cip.matching_config import RECORD_ID, ComparisonConfig, MatchingConfig  # noqa: E402
+from pipelines.identity.matching_config import RECORD_ID, ComparisonConfig, MatchingConfig  # noqa: E402
 from pipelines.identity.probabilistic import predict, train  # noqa: E402
 
 #: FEBRL column -> CIP role (extra id-like columns keep their names, as in Splink's example).

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cip.errors import LakeBusyError, MissingInputError
+from cip.sql import literal_list, quote_ident
 
 try:  # POSIX; elsewhere the lake is not locked
     import fcntl
@@ -216,12 +217,12 @@ class Lake:
                 f"lake table '{table}' does not exist yet in {self.root}",
                 fix="run the stage that produces it first (see `cip --help`), e.g. `cip ingest`",
             )
-        listing = ", ".join(f"'{f.as_posix()}'" for f in files)
+        listing = literal_list(files)
         return f"read_parquet([{listing}], union_by_name=true)"
 
     def read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
         """Read a whole table into pandas."""
-        cols = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+        cols = ", ".join(quote_ident(c) for c in columns) if columns else "*"
         with duckdb.connect() as con:
             con.execute("SET TimeZone = 'UTC'")
             return con.sql(f"SELECT {cols} FROM {self.scan_sql(table)}").df()
@@ -233,7 +234,7 @@ class Lake:
         names = tables or self.table_names()
         for name in names:
             if name == "quarantine" or self.has(name):
-                con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM {self.scan_sql(name)}')
+                con.execute(f"CREATE VIEW {quote_ident(name)} AS SELECT * FROM {self.scan_sql(name)}")
         return con
 
     def table_names(self) -> list[str]:

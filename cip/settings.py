@@ -1,19 +1,23 @@
-"""One settings object for every path and engine choice.
+"""Core settings: paths, the seed and where settings come from. Stage sections live with their stage.
 
 Precedence (highest first): explicit keyword arguments, ``CIP_*`` environment variables
 (nested with ``__``, e.g. ``CIP_INGEST__FUTURE_TOLERANCE_HOURS=2``), the YAML file named by
 ``CIP_CONFIG`` (default ``cip.yaml`` in the working directory, optional), then defaults.
+
+Each stage declares its typed section next to its code, as a subclass of :class:`CoreSettings`
+(e.g. ``pipelines.identity.config.IdentitySettings`` adds ``identity`` and ``matching``), and
+types its entry points with it. The door (``cli.settings.Settings``) inherits every stage's
+settings class, so one object carries every section, typed; the core imports no stage.
 """
 
 from __future__ import annotations
 
 import os
-from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,49 +26,22 @@ from pydantic_settings import (
 )
 
 from cip.errors import CipError
-from cip.identity_config import IdentityConfig
-from cip.matching_config import MatchingConfig
-from cip.profile_config import ProfileConfig
-from training.config import TrainingConfig
 
 
-class IngestConfig(BaseModel):
-    """Ingestion knobs."""
-
-    future_tolerance_hours: float = Field(
-        24.0, description="Timestamps later than ingestion time plus this are quarantined as future."
-    )
-    currencies: tuple[str, ...] = ("USD", "EUR", "GBP", "CAD")
-    default_country: str = "US"
-    one_pass: bool = Field(
-        True,
-        description="Parse event files once and finish them in Arrow (false: the generic validate-then-standardize path).",
-    )
-    workers: int = Field(
-        0,
-        description=(
-            "Files of one source ingested at once (0: one per CPU core); fewer when the largest file's"
-            " staging would not fit in half the memory. Publishing stays in file order."
-        ),
-    )
-
-
-class GenerateConfig(BaseModel):
-    """Defaults for ``cip generate``."""
-
-    customers: int = 100_000
-    as_of: date = date(2026, 6, 30)
-
-
-def _config_file() -> Path:
+def config_file() -> Path:
+    """The YAML settings file: ``CIP_CONFIG`` or ``cip.yaml`` in the working directory."""
     return Path(os.environ.get("CIP_CONFIG", "cip.yaml"))
 
 
-class Settings(BaseSettings):
-    """Paths, engines and stage configuration; the only place paths are decided."""
+class CoreSettings(BaseSettings):
+    """Paths and the seed; the only place paths are decided.
+
+    Unknown sections are ignored here, so a stage can load its own settings class from a
+    ``cip.yaml`` that also holds other stages' sections; the door's ``Settings`` forbids them.
+    """
 
     model_config = SettingsConfigDict(
-        env_prefix="CIP_", env_nested_delimiter="__", extra="forbid", validate_default=True
+        env_prefix="CIP_", env_nested_delimiter="__", extra="ignore", validate_default=True
     )
 
     data_dir: Path = Field(Path("data"), description="Root of everything generated or ingested.")
@@ -73,19 +50,6 @@ class Settings(BaseSettings):
     )
     seed: int = 42
     base_currency: Literal["USD"] = "USD"
-    engine: Literal["duckdb", "spark"] = "duckdb"
-    generate: GenerateConfig = GenerateConfig()
-    ingest: IngestConfig = IngestConfig()
-    identity: IdentityConfig = Field(default_factory=IdentityConfig)
-    matching: MatchingConfig = Field(default_factory=MatchingConfig)
-    profiles: ProfileConfig = Field(default_factory=ProfileConfig)
-    features: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Feature-store knobs (snapshot cadence, history, chunking); validated by "
-        "features.config.FeatureConfig so the core imports no stage.",
-    )
-
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -96,7 +60,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=_config_file())
+        yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=config_file())
         return (init_settings, env_settings, yaml_source)
 
     # --- derived paths: every stage asks here -------------------------------------------------
@@ -154,14 +118,17 @@ class Settings(BaseSettings):
         }
 
 
-def get_settings(**overrides: Any) -> Settings:
-    """Build settings from env + optional YAML, with keyword overrides on top; invalid values
+S = TypeVar("S", bound=CoreSettings)
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Build ``cls`` from env + optional YAML, with keyword overrides on top; invalid values
     raise a :class:`CipError` naming each bad field."""
     try:
-        return Settings(**overrides)
+        return cls(**overrides)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise CipError(
             f"invalid settings — {problems}",
-            fix=f"correct {_config_file()} or the CIP_* environment variables (see README 'Configuration')",
+            fix=f"correct {config_file()} or the CIP_* environment variables (see README 'Configuration')",
         ) from exc

@@ -1,6 +1,6 @@
 """The feature catalogue: every feature of CIP is declared here, once.
 
-The snapshot SQL (``features.snapshots``), the Feast schemas (``features.definitions``), the
+The snapshot SQL (``features.snapshots``), the Feast objects (``features.repo``), the
 online writer's value encoding (``features.online``) and the per-model feature lists
 (:func:`service_features`) are all derived from these declarations. Nothing outside ``features/``
 spells a feature name.

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipelines.profiles.config import ProfileSettings
+
 
 class FeatureConfig(BaseModel):
-    """Snapshot grid and materialization settings (``settings.features`` when present)."""
+    """Snapshot grid and materialization settings (``settings.features``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -79,13 +80,8 @@ class FeatureConfig(BaseModel):
         return sorted(out)
 
 
-def feature_config(settings: Any) -> FeatureConfig:
-    """The feature config of ``settings`` (``settings.features``, a dict validated here)."""
-    cfg = getattr(settings, "features", None)
-    if isinstance(cfg, FeatureConfig):
-        return cfg
-    if isinstance(cfg, dict):
-        return FeatureConfig.model_validate(cfg)
-    if cfg is not None:
-        return FeatureConfig.model_validate(cfg, from_attributes=True)
-    return FeatureConfig()
+class FeatureSettings(ProfileSettings):
+    """The settings the feature stage reads: core paths, its ``features`` section and the profiles
+    section it builds on (RFM bins of the traits)."""
+
+    features: FeatureConfig = Field(default_factory=FeatureConfig)

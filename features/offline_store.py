@@ -47,6 +47,8 @@ from feast.infra.offline_stores.file_source import FileSource
 from feast.infra.offline_stores.offline_store import RetrievalJob, RetrievalMetadata
 from feast.on_demand_feature_view import OnDemandFeatureView
 
+from cip.sql import quote_ident, quote_literal
+
 ORDER = "__cip_entity_row"
 ORDER_TS = "__cip_entity_ts"
 
@@ -157,10 +159,6 @@ def _plan(
     return timestamp_col, joins
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _files_have(path: str, columns: set[str]) -> bool:
     files = sorted(glob.glob(path))
     return bool(files) and all(columns <= set(pq.read_schema(f).names) for f in files)
@@ -169,7 +167,7 @@ def _files_have(path: str, columns: set[str]) -> bool:
 def match_sql(path: str, join_key: str, timestamp_field: str, ttls: list[timedelta | None]) -> str:
     """Per entity row (``r``): the file index and row number of its latest source row at or before
     its timestamp, and per view whether that row is within the view's TTL (``live{i}``)."""
-    ts = f"e.{_q(ORDER_TS)}"
+    ts = f"e.{quote_ident(ORDER_TS)}"
     lives = []
     for i, ttl in enumerate(ttls):
         live = "s.__ts IS NOT NULL"
@@ -178,14 +176,14 @@ def match_sql(path: str, join_key: str, timestamp_field: str, ttls: list[timedel
         lives.append(f"coalesce({live}, FALSE) AS live{i}")
     return f"""SELECT e.{ORDER} AS r, coalesce(s.__fi::BIGINT, -1) AS fi, coalesce(s.__n::BIGINT, -1) AS n, {", ".join(lives)}
         FROM entity e ASOF LEFT JOIN (
-            SELECT {_q(join_key)} AS __k, {_q(timestamp_field)}::TIMESTAMPTZ AS __ts,
+            SELECT {quote_ident(join_key)} AS __k, {quote_ident(timestamp_field)}::TIMESTAMPTZ AS __ts,
                    file_index AS __fi, file_row_number AS __n
-            FROM read_parquet('{path}', file_row_number = true)) s
-        ON e.{_q(join_key)} = s.__k AND {ts} >= s.__ts"""
+            FROM read_parquet({quote_literal(path)}, file_row_number = true)) s
+        ON e.{quote_ident(join_key)} = s.__k AND {ts} >= s.__ts"""
 
 
 def files_sql(path: str) -> str:
-    return f"SELECT DISTINCT file_index, filename FROM read_parquet('{path}', filename = true) ORDER BY 1"
+    return f"SELECT DISTINCT file_index, filename FROM read_parquet({quote_literal(path)}, filename = true) ORDER BY 1"
 
 
 def gather(

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from cip.sql import quote_ident
 from features import catalog as cat
 
 PAGE_SIZE = 65536
@@ -60,10 +61,6 @@ def table_name(config: Any, view: Any) -> str:
     from feast.infra.online_stores.sqlite import _table_id
 
     return _table_id(config.project, view, config.registry.enable_online_feature_view_versioning)
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 # --- encoding -------------------------------------------------------------------------------------
@@ -210,7 +207,7 @@ def _insert_sql(table: str, chunk: EncodedChunk, upsert: bool, columns: list[str
     }
     cols = [c for c in columns if c in exprs]
     sql = (
-        f"INSERT INTO {_q(table)} ({', '.join(cols)}) SELECT {', '.join(exprs[c] for c in cols)} "
+        f"INSERT INTO {quote_ident(table)} ({', '.join(cols)}) SELECT {', '.join(exprs[c] for c in cols)} "
         f"FROM _cip_seq s CROSS JOIN _cip_fn f WHERE s.i < :n ORDER BY s.i, f.j"
     )
     if upsert:
@@ -237,7 +234,7 @@ class SqliteWriter:
         found = self.con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
         if found.fetchone() is None:
             raise RuntimeError(f"online table {table} does not exist; apply the definitions first")
-        self.columns = [r[1] for r in self.con.execute(f"PRAGMA table_info({_q(table)})")]
+        self.columns = [r[1] for r in self.con.execute(f"PRAGMA table_info({quote_ident(table)})")]
         self.con.execute("CREATE TEMP TABLE IF NOT EXISTS _cip_fn (j INTEGER PRIMARY KEY, name TEXT)")
         self.con.execute("DELETE FROM _cip_fn")
         # SQLite orders feature rows by name within a key; write in that order for sequential pages.
@@ -270,11 +267,11 @@ class SqliteWriter:
 
     def keys(self) -> set[bytes]:
         """Entity keys present in the table."""
-        return {r[0] for r in self.con.execute(f"SELECT DISTINCT entity_key FROM {_q(self.table)}")}
+        return {r[0] for r in self.con.execute(f"SELECT DISTINCT entity_key FROM {quote_ident(self.table)}")}
 
     def delete(self, keys: Sequence[bytes]) -> None:
         if keys:
-            sql = f"DELETE FROM {_q(self.table)} WHERE entity_key = ?"
+            sql = f"DELETE FROM {quote_ident(self.table)} WHERE entity_key = ?"
             self._transaction(lambda: self.con.executemany(sql, [(k,) for k in keys]))
 
     def _transaction(self, body: Any) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
+from cip.settings import CoreSettings
 from features.catalog import SNAPSHOT_TABLE
 
 #: Environment variable that ``feature_store.yaml`` expands (Feast runs ``os.path.expandvars``).
@@ -14,11 +14,10 @@ DATA_DIR_ENV = "CIP_FEAST_DIR"
 REPO_DIR = Path(__file__).resolve().parent
 
 
-def feature_data_dir(settings: Any) -> Path:
+def feature_data_dir(settings: CoreSettings) -> Path:
     """Root of the feature store's data: snapshots, registry, online store, materialization state
     (``settings.features_dir``)."""
-    features_dir = getattr(settings, "features_dir", None)
-    return Path(features_dir) if features_dir is not None else Path(settings.root) / "features"
+    return settings.features_dir
 
 
 def snapshot_dir(data_dir: Path) -> Path:

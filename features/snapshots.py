@@ -28,8 +28,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cip.categories import CATEGORIES
+from cip.sql import quote_literal
 from features import catalog as cat
-from features.config import FeatureConfig, feature_config
+from features.config import FeatureConfig, FeatureSettings
 from features.paths import feature_data_dir, snapshot_dir
 
 Progress = Callable[[str, int, int], None]
@@ -310,10 +311,10 @@ def connect(
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     if memory_limit:
-        con.execute(f"SET memory_limit = '{memory_limit}'")
+        con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
     if temp_dir:
         temp_dir.mkdir(parents=True, exist_ok=True)
-        con.execute(f"SET temp_directory = '{temp_dir.as_posix()}'")
+        con.execute(f"SET temp_directory = {quote_literal(temp_dir)}")
     con.execute("SET preserve_insertion_order = false")
     ensure_activity_views(con)
     return con
@@ -394,7 +395,7 @@ def _input_fingerprint(lake: Any) -> str:
 
 
 def build_snapshots(
-    settings: Any,
+    settings: FeatureSettings,
     *,
     dates: Sequence[date] | None = None,
     config: FeatureConfig | None = None,
@@ -410,7 +411,7 @@ def build_snapshots(
     from cip.lake import Lake
 
     t0 = time.perf_counter()
-    cfg = config or feature_config(settings)
+    cfg = config or settings.features
     data_dir = feature_data_dir(settings)
     out_dir = snapshot_dir(data_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -438,7 +439,7 @@ def build_snapshots(
                 final = out_dir / f"{d.isoformat()}.parquet"
                 tmp = out_dir / f".{d.isoformat()}.parquet.tmp"
                 con.execute(
-                    f"COPY ({snapshot_sql(d)}) TO '{tmp.as_posix()}' "
+                    f"COPY ({snapshot_sql(d)}) TO {quote_literal(tmp)} "
                     "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)"
                 )
                 os.replace(tmp, final)
@@ -468,7 +469,7 @@ def build_snapshots(
     return build
 
 
-def snapshot_dates_on_disk(settings: Any) -> list[date]:
+def snapshot_dates_on_disk(settings: FeatureSettings) -> list[date]:
     """Dates that have a snapshot file."""
     return sorted(
         date.fromisoformat(p.stem) for p in snapshot_dir(feature_data_dir(settings)).glob("*.parquet")

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features import catalog as cat
-from features.config import FeatureConfig, feature_config
+from features.config import FeatureConfig, FeatureSettings
 from features.paths import REPO_DIR, export_data_dir, feature_data_dir, fresh_source_path
 
 Progress = Callable[[str, int, int], None]
@@ -36,12 +36,12 @@ class ApplyResult:
 class CipFeatureStore:
     """One feature store under ``<settings.data_dir>/features`` (a thin layer over ``feast.FeatureStore``)."""
 
-    def __init__(self, settings: Any, config: FeatureConfig | None = None) -> None:
+    def __init__(self, settings: FeatureSettings, config: FeatureConfig | None = None) -> None:
         from feast import FeatureStore
 
         _quiet_feast()
         self.settings = settings
-        self.config = config or feature_config(settings)
+        self.config = config or settings.features
         self.data_dir = feature_data_dir(settings)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with _LOCK:  # the YAML is read (and ${CIP_FEAST_DIR} expanded) right here
@@ -226,38 +226,38 @@ def _prepare_online_db(store: CipFeatureStore) -> None:
 
 
 # --- module-level API for the CLI ------------------------------------------------------------------
-def open_store(settings: Any, config: FeatureConfig | None = None) -> CipFeatureStore:
+def open_store(settings: FeatureSettings, config: FeatureConfig | None = None) -> CipFeatureStore:
     return CipFeatureStore(settings, config)
 
 
-def build(settings: Any, *, progress: Progress | None = None, force: bool = False) -> Any:
+def build(settings: FeatureSettings, *, progress: Progress | None = None, force: bool = False) -> Any:
     """`cip features build`: write the snapshots."""
     from features.snapshots import build_snapshots
 
     return build_snapshots(settings, progress=progress, force=force)
 
 
-def apply(settings: Any) -> ApplyResult:
+def apply(settings: FeatureSettings) -> ApplyResult:
     """`cip features apply`: register the definitions."""
     return open_store(settings).apply()
 
 
-def materialize(settings: Any, *, progress: Progress | None = None, full: bool = False) -> Any:
+def materialize(settings: FeatureSettings, *, progress: Progress | None = None, full: bool = False) -> Any:
     """`cip features materialize`: latest snapshots into the online store (applies first)."""
     store = open_store(settings)
     store.apply()
     return store.materialize(progress=progress, full=full)
 
 
-def training_frame(settings: Any, service: str, entity_df: pd.DataFrame) -> pd.DataFrame:
+def training_frame(settings: FeatureSettings, service: str, entity_df: pd.DataFrame) -> pd.DataFrame:
     return open_store(settings).training_frame(service, entity_df)
 
 
 def online_features(
-    settings: Any, service: str, customer_ids: Iterable[str], request_ts: datetime | None = None
+    settings: FeatureSettings, service: str, customer_ids: Iterable[str], request_ts: datetime | None = None
 ) -> dict[str, list[Any]]:
     return open_store(settings).online_features(service, customer_ids, request_ts)
 
 
-def push_events(settings: Any, events: pd.DataFrame) -> pd.DataFrame:
+def push_events(settings: FeatureSettings, events: pd.DataFrame) -> pd.DataFrame:
     return open_store(settings).push_events(events)

@@ -18,7 +18,7 @@ INGEST_NOW = datetime(2026, 7, 1, tzinfo=UTC)
 @pytest.fixture(scope="session")
 def world_settings(tmp_path_factory: pytest.TempPathFactory):
     """Settings pointing at a generated world of 2,000 persons (raw + truth, not yet ingested)."""
-    from cip.settings import Settings
+    from cli.settings import Settings
     from pipelines.generate.pipeline import generate_world
 
     root: Path = tmp_path_factory.mktemp("world")
@@ -52,10 +52,10 @@ def synthetic_store(tmp_path_factory: pytest.TempPathFactory):
     materialized; for tests that compare CIP's Feast stores with Feast's own."""
     from datetime import date
 
-    from cip.settings import Settings
+    from cli.settings import Settings
     from features.config import FeatureConfig
     from features.store import CipFeatureStore
-    from features.synthetic import write_world
+    from tests.synthetic import write_world
 
     root = tmp_path_factory.mktemp("synthetic_store")
     write_world(root / "lake", 150, end=date(2026, 6, 30), days=200, seed=11, chunk=150)

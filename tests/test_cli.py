@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-CIP = [sys.executable, "-m", "cip.cli"]
+CIP = [sys.executable, "-m", "cli"]
 
 
 def cip(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

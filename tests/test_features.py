@@ -1,6 +1,6 @@
 """Feature store: snapshots, point-in-time correctness, online/offline parity, push, declarations.
 
-A small synthetic world (features.synthetic) plus a few planted customers, in a real Feast store
+A small synthetic world (tests.synthetic) plus a few planted customers, in a real Feast store
 (SQLite online, file offline, local registry) under a temp dir; built once per module.
 """
 
@@ -87,10 +87,10 @@ def fstore(tmp_path_factory):
     """A built, applied and materialized feature store over ~400 synthetic customers + planted ones."""
     import pyarrow as pa
 
-    from cip.settings import Settings
+    from cli.settings import Settings
     from features.config import FeatureConfig
     from features.store import CipFeatureStore
-    from features.synthetic import SCHEMAS, write_world
+    from tests.synthetic import SCHEMAS, write_world
 
     root = tmp_path_factory.mktemp("features")
     write_world(root / "lake", 400, end=END, days=500, seed=3, chunk=200)

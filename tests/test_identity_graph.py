@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from cip.identity_config import IdentifierRule, IdentityConfig
+from pipelines.identity.config import IdentifierRule, IdentityConfig
 from pipelines.identity.graph import explain_path, resolve
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from cip.lake import Lake
-from cip.settings import Settings
+from cli.settings import Settings
 from pipelines.identity.evaluate import evaluate, node_truth
 from pipelines.identity.explain import explain_customer
 from pipelines.identity.pipeline import add_never_link

@@ -14,7 +14,7 @@ import pytest
 from cip import lake as lake_module
 from cip.errors import SourceFileError
 from cip.lake import Lake
-from cip.settings import Settings
+from cli.settings import Settings
 from pipelines.ingest.pipeline import run
 
 NOW = datetime(2026, 7, 1, tzinfo=UTC)

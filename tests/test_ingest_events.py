@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from cip.lake import Lake
-from cip.settings import Settings
+from cli.settings import Settings
 from pipelines.ingest import rules
 from pipelines.ingest.pipeline import run
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from cip.lake import Lake
-from cip.settings import Settings
+from cli.settings import Settings
 from pipelines.ingest.pipeline import run
 
 NOW = datetime(2026, 7, 1, tzinfo=UTC)

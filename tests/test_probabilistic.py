@@ -15,13 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # plain `pytest` without an installed package
     sys.path.insert(0, str(ROOT))
 
-from cip.matching_config import (  # noqa: E402
+from pipelines.identity import probabilistic as prob  # noqa: E402
+from pipelines.identity.matching_config import (  # noqa: E402
     STANDARD_ROLES,
     ComparisonConfig,
     MatchingConfig,
     default_crm_config,
 )
-from pipelines.identity import probabilistic as prob  # noqa: E402
 
 
 def _load_benchmark():

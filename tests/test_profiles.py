@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from cip.profile_config import ProfileConfig, SurvivorshipRule
+from pipelines.profiles.config import ProfileConfig, SurvivorshipRule
 from pipelines.profiles.golden import build_profiles
 
 T = pd.Timestamp

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from cip.errors import MissingInputError
-from cip.settings import Settings
+from cli.settings import Settings
 from training.config import TrainingConfig
 
 

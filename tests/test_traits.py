@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from cip.lake import Lake
+from features.traits import compute_traits, write_traits
 from pipelines.profiles.pipeline import run as profiles_run
-from pipelines.profiles.traits import compute_traits
 
 PAST = date(2025, 3, 31)
 
@@ -18,6 +18,7 @@ PAST = date(2025, 3, 31)
 def profiled(resolved_world):
     settings, _ = resolved_world
     result = profiles_run(settings)
+    write_traits(settings)
     return settings, result, Lake(settings.lake_dir)
 
 

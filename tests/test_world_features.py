@@ -10,6 +10,7 @@ import pytest
 
 from cip.lake import Lake
 from features import store
+from features.traits import write_traits
 from pipelines.profiles.pipeline import run as profiles_run
 
 
@@ -18,6 +19,7 @@ def featured(resolved_world):
     settings, _ = resolved_world
     profiles_run(settings)
     build = store.build(settings)
+    write_traits(settings, build)
     store.apply(settings)
     store.materialize(settings)
     return settings, build

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from cip.lake import Lake
-from cip.settings import Settings
+from cli.settings import Settings
 from pipelines.generate.messy import malformed_email
 from pipelines.ingest import standardize as std
 from pipelines.ingest.pipeline import run

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from features.config import FeatureSettings
+
 
 class TrainingConfig(BaseModel):
     """How models are trained, tuned, tracked and explained."""
@@ -36,3 +38,9 @@ class TrainingConfig(BaseModel):
         "(in the model's gate metric, on the same held-out rows).",
     )
     min_rows: int = Field(200, ge=10, description="Fewest training rows a model is trained on.")
+
+
+class TrainingSettings(FeatureSettings):
+    """Settings of the training stage: the feature store's and ``training``."""
+
+    training: TrainingConfig = Field(default_factory=TrainingConfig)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,9 @@ from cip.errors import CipError, MissingInputError
 from features import catalog as cat
 from training import labels as lb
 from training.specs import ACTIVE_DAYS, ModelSpec
+
+if TYPE_CHECKING:
+    from training.config import TrainingSettings
 
 #: Extra model input of the propensity model (the category being scored).
 CATEGORY = "category"
@@ -66,7 +69,7 @@ class TrainingSet:
         return hashlib.sha256(hashed.tobytes()).hexdigest()[:32]
 
 
-def read_activity(settings: Any) -> Activity:
+def read_activity(settings: TrainingSettings) -> Activity:
     """Orders, order lines and first activity per customer from the lake's resolved tables."""
     from cip.lake import Lake
 
@@ -100,9 +103,8 @@ def read_activity(settings: Any) -> Activity:
     return Activity(orders, lines, first_seen, pd.Timestamp(last[0]).tz_convert("UTC").date())
 
 
-def snapshot_cutoffs(settings: Any, last_day: date) -> list[date]:
+def snapshot_cutoffs(settings: TrainingSettings, last_day: date) -> list[date]:
     """Snapshot dates usable as cutoffs: the long-history grid of the feature config, as built."""
-    from features.config import feature_config
     from features.snapshots import snapshot_dates_on_disk
 
     on_disk = set(snapshot_dates_on_disk(settings))
@@ -110,7 +112,7 @@ def snapshot_cutoffs(settings: Any, last_day: date) -> list[date]:
         raise MissingInputError(
             "no feature snapshots exist yet", fix="run `cip features build` (and apply) before training"
         )
-    grid = set(feature_config(settings).month_dates(last_day + timedelta(days=1)))
+    grid = set(settings.features.month_dates(last_day + timedelta(days=1)))
     return sorted(on_disk & grid)
 
 

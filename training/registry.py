@@ -11,27 +11,30 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from cip.errors import CipError
 from training.specs import SPECS, spec
 
+if TYPE_CHECKING:
+    from training.config import TrainingSettings
+
 CHAMPION = "champion"
 
 
-def tracking_uri(settings: Any) -> str:
+def tracking_uri(settings: TrainingSettings) -> str:
     if settings.training.tracking_uri:
         return settings.training.tracking_uri
     return f"sqlite:///{(settings.mlflow_dir / 'mlflow.db').as_posix()}"
 
 
-def optuna_storage(settings: Any) -> str:
+def optuna_storage(settings: TrainingSettings) -> str:
     return f"sqlite:///{(settings.mlflow_dir / 'optuna.db').as_posix()}"
 
 
-def connect(settings: Any) -> Any:
+def connect(settings: TrainingSettings) -> Any:
     """Point MLflow at the settings' store and return a client."""
     import mlflow
     from mlflow import MlflowClient
@@ -49,7 +52,7 @@ def connect(settings: Any) -> Any:
     return MlflowClient(uri, registry_uri=uri)
 
 
-def experiment_id(settings: Any, client: Any, model: str) -> str:
+def experiment_id(settings: TrainingSettings, client: Any, model: str) -> str:
     """The experiment ``cip-<model>`` (artifacts under mlruns/artifacts/<model> on the default store)."""
     name = f"cip-{model}"
     found = client.get_experiment_by_name(name)
@@ -71,7 +74,7 @@ def champion(client: Any, registered: str) -> Any | None:
         return None
 
 
-def bundle_path(settings: Any, name: str, ref: str = CHAMPION) -> tuple[Path, Any]:
+def bundle_path(settings: TrainingSettings, name: str, ref: str = CHAMPION) -> tuple[Path, Any]:
     """Download (or locate) the bundle of model ``name`` at alias or version ``ref``."""
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -93,7 +96,7 @@ def bundle_path(settings: Any, name: str, ref: str = CHAMPION) -> tuple[Path, An
     return Path(local) / "artifacts" / "bundle", mv
 
 
-def list_models(settings: Any) -> pd.DataFrame:
+def list_models(settings: TrainingSettings) -> pd.DataFrame:
     """Every registered CIP model version with its aliases and key metrics."""
     client = connect(settings)
     rows: list[dict[str, Any]] = []
@@ -130,7 +133,7 @@ def _aliases(client: Any, registered: str) -> dict[str, list[str]]:
     return out
 
 
-def promote(settings: Any, name: str, version: int) -> None:
+def promote(settings: TrainingSettings, name: str, version: int) -> None:
     """Make ``version`` of model ``name`` the champion (a person's decision, logged as a tag)."""
     from mlflow.exceptions import MlflowException
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,9 @@ from training.datasets import CATEGORY
 from training.estimator import GBMModel
 from training.reasons import top_reasons
 from training.specs import ModelSpec, spec
+
+if TYPE_CHECKING:
+    from training.config import TrainingSettings
 
 MODEL_FILE = "model.json"
 KEY = "customer_id"
@@ -58,7 +61,7 @@ class ScoringModel:
         return cls(s, GBMModel.load(directory), meta, version)
 
     @classmethod
-    def load(cls, settings: Any, name: str, ref: str = "champion") -> ScoringModel:
+    def load(cls, settings: TrainingSettings, name: str, ref: str = "champion") -> ScoringModel:
         """The registered model ``name`` at alias (default ``champion``) or version ``ref``."""
         from training.registry import bundle_path
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,9 @@ from training.estimator import GBMModel
 from training.metrics import better, metrics_for
 from training.runtime import ScoringModel
 from training.specs import ModelSpec, spec
+
+if TYPE_CHECKING:
+    from training.config import TrainingSettings
 
 Progress = Callable[[str, int, int], None]
 PIP_REQUIREMENTS = ["lightgbm>=4.7,<5", "pandas>=2.2", "numpy>=1.26", "scikit-learn>=1.5"]
@@ -57,7 +60,7 @@ class TrainResult:
         return spec(self.model).metric
 
 
-def prepare(settings: Any, name: str, store: Any = None) -> TrainingSet:
+def prepare(settings: TrainingSettings, name: str, store: Any = None) -> TrainingSet:
     """The training set of model ``name`` from the lake and the feature store."""
     from features.store import open_store
 
@@ -70,7 +73,11 @@ def prepare(settings: Any, name: str, store: Any = None) -> TrainingSet:
 
 
 def fit_model(
-    settings: Any, ts: TrainingSet, *, trials: int | None = None, progress: Progress | None = None
+    settings: TrainingSettings,
+    ts: TrainingSet,
+    *,
+    trials: int | None = None,
+    progress: Progress | None = None,
 ) -> tuple[GBMModel, dict[str, Any]]:
     """Tune (Optuna) and fit the model on the training cutoffs, stopping early on the validation one."""
     from training.registry import optuna_storage
@@ -114,7 +121,7 @@ def fit_model(
 
 
 def train(
-    settings: Any,
+    settings: TrainingSettings,
     name: str,
     *,
     trials: int | None = None,
@@ -161,7 +168,7 @@ def _check_rows(s: ModelSpec, y_tr: pd.Series, y_va: pd.Series, min_rows: int) -
 
 
 def _log_and_register(
-    settings: Any,
+    settings: TrainingSettings,
     ts: TrainingSet,
     scoring: ScoringModel,
     params: dict[str, Any],
@@ -273,7 +280,9 @@ def _float_inputs(X: pd.DataFrame) -> pd.DataFrame:
     return X.astype({c: float for c in X.columns if pd.api.types.is_numeric_dtype(X[c])})
 
 
-def _score_champion(settings: Any, s: ModelSpec, version: str, test: pd.DataFrame) -> float | None:
+def _score_champion(
+    settings: TrainingSettings, s: ModelSpec, version: str, test: pd.DataFrame
+) -> float | None:
     """The champion's gate metric on the new model's test rows (None if it cannot read them)."""
     try:
         old = ScoringModel.load(settings, s.name, str(version))

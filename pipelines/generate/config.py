@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import numpy as np
+from pydantic import BaseModel
 
 from cip.categories import CATEGORIES
+from cip.settings import CoreSettings
 
 COUNTRIES: tuple[str, ...] = ("US", "CA", "GB", "DE", "FR")
 COUNTRY_WEIGHTS: tuple[float, ...] = (0.45, 0.10, 0.20, 0.15, 0.10)
@@ -152,3 +154,16 @@ def stage_rng(seed: int, stage: str) -> np.random.Generator:
 def planted_count(n_customers: int) -> int:
     """How many bad rows of each kind are planted for a world of ``n_customers``."""
     return max(3, n_customers // 1000)
+
+
+class GenerateConfig(BaseModel):
+    """Defaults for ``cip generate``."""
+
+    customers: int = 100_000
+    as_of: date = date(2026, 6, 30)
+
+
+class GenerateSettings(CoreSettings):
+    """The settings the generator reads: core paths and seed plus its ``generate`` section."""
+
+    generate: GenerateConfig = GenerateConfig()

@@ -12,13 +12,14 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from cip.sql import literal_list, quote_literal
 from pipelines.generate.behaviour import PAGES, SPELLINGS
 from pipelines.generate.config import CURRENCIES, DEVICE_TYPES, STORES
 
 
 def sql_list(values: tuple[str, ...] | list[str]) -> str:
     """A DuckDB list literal of strings (1-based indexing in SQL)."""
-    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
+    return "[" + literal_list(values) + "]"
 
 
 @contextmanager
@@ -29,7 +30,7 @@ def duck(tmp_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     try:
         con.execute("SET threads = 2")
         con.execute("SET preserve_insertion_order = true")
-        con.execute(f"SET temp_directory = '{tmp_dir.as_posix()}'")
+        con.execute(f"SET temp_directory = {quote_literal(tmp_dir)}")
         con.execute("SET memory_limit = '6GB'")
         con.execute(
             "CREATE MACRO isosec(ms, off) AS strftime(epoch_ms(ms + off * 60000), '%Y-%m-%dT%H:%M:%S')"
@@ -45,7 +46,7 @@ def duck(tmp_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 def write_csv(con: duckdb.DuckDBPyConnection, select_sql: str, path: Path) -> None:
     """COPY a query to CSV with a header (values quoted only when needed, NULL = blank)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    con.execute(f"COPY ({select_sql}) TO '{path.as_posix()}' (FORMAT CSV, HEADER true)")
+    con.execute(f"COPY ({select_sql}) TO {quote_literal(path)} (FORMAT CSV, HEADER true)")
 
 
 def _event_json_sql() -> str:

@@ -16,6 +16,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from cip.lake import Lake
+from cip.sql import quote_literal
 
 _OBSERVATIONS = """
 WITH l AS (SELECT source, record_key, person_id FROM links),
@@ -43,7 +44,7 @@ def node_truth(lake: Lake, truth_dir: Path) -> pd.DataFrame:
     """node → majority person from truth-linked records."""
     con = lake.connect(["crm_customers", "events"])
     con.execute(
-        f"CREATE VIEW links AS SELECT * FROM read_parquet('{(truth_dir / 'record_links.parquet').as_posix()}')"
+        f"CREATE VIEW links AS SELECT * FROM read_parquet({quote_literal(truth_dir / 'record_links.parquet')})"
     )
     return con.sql(_OBSERVATIONS).df()
 

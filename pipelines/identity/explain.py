@@ -8,8 +8,8 @@ import pandas as pd
 
 from cip.errors import CipError
 from cip.lake import Lake
-from cip.settings import Settings
 from pipelines.identity import probabilistic
+from pipelines.identity.config import IdentitySettings
 from pipelines.identity.edges import crm_match_records
 from pipelines.identity.graph import explain_path
 from pipelines.identity.pipeline import model_path
@@ -26,7 +26,7 @@ class Explanation:
 
 
 def explain_customer(
-    settings: Settings, customer_id: str, a: str | None = None, b: str | None = None
+    settings: IdentitySettings, customer_id: str, a: str | None = None, b: str | None = None
 ) -> Explanation:
     lake = Lake(settings.lake_dir)
     mapping = lake.read("identity_map")

@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from cip.identity_config import IdentityConfig
 from pipelines.identity import graph_components as gc
+from pipelines.identity.config import IdentityConfig
 from pipelines.identity.graph_ids import HISTORY_COLUMNS, assign_customer_ids
 
 EDGE_COLUMNS = ["src", "dst", "edge_type", "source", "probability", "observed_at"]

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components
 
-from cip.identity_config import IDENTIFIER_TYPES, IdentityConfig
+from pipelines.identity.config import IDENTIFIER_TYPES, IdentityConfig
 
 INT64_MAX = np.iinfo(np.int64).max
 

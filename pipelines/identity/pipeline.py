@@ -16,9 +16,9 @@ import pandas as pd
 
 from cip.errors import CipError, MissingInputError
 from cip.lake import Lake
-from cip.settings import Settings
 from pipelines.identity import edges as edge_nodes
 from pipelines.identity import probabilistic
+from pipelines.identity.config import IdentitySettings
 from pipelines.identity.graph import resolve
 
 Progress = Callable[[str, int, int], None]
@@ -33,22 +33,22 @@ class IdentityRun:
     n_probabilistic_pairs: int
 
 
-def model_path(settings: Settings) -> Path:
+def model_path(settings: IdentitySettings) -> Path:
     return settings.models_dir / "splink_crm.json"
 
 
-def never_link_path(settings: Settings) -> Path:
+def never_link_path(settings: IdentitySettings) -> Path:
     return settings.identity_rules_dir / "never_link.csv"
 
 
-def read_never_link(settings: Settings) -> pd.DataFrame:
+def read_never_link(settings: IdentitySettings) -> pd.DataFrame:
     path = never_link_path(settings)
     if not path.exists():
         return pd.DataFrame(columns=NEVER_LINK_COLUMNS)
     return pd.read_csv(path, dtype=str)
 
 
-def add_never_link(settings: Settings, a: str, b: str, reason: str) -> pd.DataFrame:
+def add_never_link(settings: IdentitySettings, a: str, b: str, reason: str) -> pd.DataFrame:
     """Record that node ``a`` and node ``b`` must never be in one customer (reversible merge)."""
     for node in (a, b):
         if ":" not in node:
@@ -66,7 +66,9 @@ def add_never_link(settings: Settings, a: str, b: str, reason: str) -> pd.DataFr
     return rules
 
 
-def match_crm_records(settings: Settings, records: pd.DataFrame, retrain: bool = False) -> pd.DataFrame:
+def match_crm_records(
+    settings: IdentitySettings, records: pd.DataFrame, retrain: bool = False
+) -> pd.DataFrame:
     """Splink pairs above the identity threshold for CRM accounts (model trained once, reused)."""
     if len(records) < 2:
         return pd.DataFrame(columns=["record_id_l", "record_id_r", "match_probability"])
@@ -81,7 +83,9 @@ def match_crm_records(settings: Settings, records: pd.DataFrame, retrain: bool =
     return probabilistic.predict(records, model, config, threshold=settings.identity.probabilistic_threshold)
 
 
-def run(settings: Settings, *, retrain: bool = False, progress: Progress | None = None) -> IdentityRun:
+def run(
+    settings: IdentitySettings, *, retrain: bool = False, progress: Progress | None = None
+) -> IdentityRun:
     lake = Lake(settings.lake_dir)
     tables = set(lake.table_names())
     if "crm_customers" not in tables and "events" not in tables:

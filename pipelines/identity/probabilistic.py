@@ -11,7 +11,7 @@ One code path serves the product (``cip identity``) and the FEBRL benchmark:
 * :func:`save_model` / :func:`load_model` / :func:`load_or_train` persist the model.
 
 Records are pandas DataFrames with a ``record_id`` column plus role columns
-(``first_name``, ``last_name``, ``birth_date``, ...; see :mod:`cip.matching_config`),
+(``first_name``, ``last_name``, ``birth_date``, ...; see :mod:`pipelines.identity.matching_config`),
 already standardised by the caller (lower-cased, trimmed). Role values are compared
 as strings; empty strings and NaN are treated as missing.
 
@@ -38,7 +38,7 @@ import splink.comparison_library as cl
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 from splink.internals.column_expression import ColumnExpression
 
-from cip.matching_config import RECORD_ID, ComparisonConfig, MatchingConfig
+from pipelines.identity.matching_config import RECORD_ID, ComparisonConfig, MatchingConfig
 
 __all__ = [
     "MODEL_FORMAT_VERSION",

@@ -29,8 +29,9 @@ import pyarrow as pa
 from cip.contracts import CONTRACTS, Contract
 from cip.errors import MissingInputError, SourceFileError
 from cip.lake import RAW, BatchRecord, Lake, file_sha256
-from cip.settings import Settings
+from cip.sql import literal_list, quote_ident, quote_literal
 from pipelines.ingest import rules, stream
+from pipelines.ingest.config import IngestSettings
 from pipelines.ingest.nodes import NODES, STREAM_NODES, Context
 from pipelines.ingest.readers import (
     LineIndex,
@@ -115,23 +116,19 @@ def discover(source_dir: Path) -> list[tuple[Contract, Path]]:
     return found
 
 
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _quarantine_sql(contract: Contract, path: Path, batch_id: str, now_literal: str) -> str:
     value = (
         "CASE v._field "
-        + " ".join(f"WHEN '{f.name}' THEN raw.\"{f.name}\"" for f in contract.fields)
+        + " ".join(f"WHEN {quote_literal(f.name)} THEN raw.{quote_ident(f.name)}" for f in contract.fields)
         + " END"
     )
     if contract.format == "jsonl":
         record, lines = "lines.line", "JOIN lines USING (_row)"
     else:
-        pairs = ", ".join(f'"{f.name}" := raw."{f.name}"' for f in contract.fields)
+        pairs = ", ".join(f"{quote_ident(f.name)} := raw.{quote_ident(f.name)}" for f in contract.fields)
         record, lines = f"to_json(struct_pack({pairs}))::VARCHAR", ""
-    return f"""SELECT {_sql_text(batch_id)} AS batch_id, {_sql_text(contract.source)} AS source,
-                      {_sql_text(path.name)} AS source_file, v._row, v._field AS field, v._reason AS reason,
+    return f"""SELECT {quote_literal(batch_id)} AS batch_id, {quote_literal(contract.source)} AS source,
+                      {quote_literal(path.name)} AS source_file, v._row, v._field AS field, v._reason AS reason,
                       {value} AS value, {record} AS record, {now_literal} AS ingested_at
                FROM (SELECT _row, _field, _reason FROM v WHERE _reason IS NOT NULL) v
                JOIN raw USING (_row) {lines} ORDER BY v._row"""
@@ -140,7 +137,7 @@ def _quarantine_sql(contract: Contract, path: Path, batch_id: str, now_literal: 
 def _copy(con: duckdb.DuckDBPyConnection, sql: str, dest: Path) -> int:
     dest.parent.mkdir(parents=True, exist_ok=True)
     result = con.execute(
-        f"COPY ({sql}) TO '{dest.as_posix()}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
+        f"COPY ({sql}) TO {quote_literal(dest)} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
     ).fetchall()[0]
     return int(result[0])
 
@@ -187,7 +184,7 @@ class _Staging:
     def lineage(self) -> str:
         """The same columns as SQL literals."""
         texts = [
-            f"{_sql_text(v[0].as_py())} AS {k}"
+            f"{quote_literal(v[0].as_py())} AS {k}"
             for k, v in self.lineage_values().items()
             if k != "_ingested_at"
         ]
@@ -224,7 +221,7 @@ def _stage_generic(
         ).fetchall()
     )
     if job.foreign and reasons.get("unknown_currency"):
-        listing = ", ".join(f"'{c}'" for c in sorted(job.foreign))
+        listing = literal_list(sorted(job.foreign))
         stranded = sum(
             con.execute(f"SELECT count(*) FROM v WHERE upper(v_{f.name}) IN ({listing})").fetchall()[0][0]
             for f in contract.fields
@@ -298,7 +295,7 @@ def stage_file(
     snapshot: Snapshot,
     staging: Path,
     *,
-    settings: Settings,
+    settings: IngestSettings,
     now: datetime,
     fx: pd.DataFrame,
     threads: int | None = None,
@@ -316,8 +313,8 @@ def stage_file(
         staging=staging,
         batch_id=batch_id,
         now=pd.Timestamp(now).tz_convert("UTC"),
-        now_literal=f"TIMESTAMPTZ {_sql_text(pd.Timestamp(now).isoformat())}",
-        limit_sql=f"TIMESTAMPTZ {_sql_text(limit.isoformat())}",
+        now_literal=f"TIMESTAMPTZ {quote_literal(pd.Timestamp(now).isoformat())}",
+        limit_sql=f"TIMESTAMPTZ {quote_literal(limit.isoformat())}",
         known=known,
         convertible={settings.base_currency} | (set(fx["currency"].dropna().str.upper()) & known),
         ctx=Context(base_currency=settings.base_currency, default_country=settings.ingest.default_country),
@@ -413,7 +410,7 @@ def _ingest_source(
     contract: Contract,
     paths: list[Path],
     *,
-    settings: Settings,
+    settings: IngestSettings,
     now: datetime,
     fx: pd.DataFrame,
     progress: Callable[[Path], None],
@@ -482,7 +479,7 @@ def _ingest_source(
 
 
 def run(
-    settings: Settings,
+    settings: IngestSettings,
     source_dir: Path | None = None,
     *,
     now: datetime | None = None,

@@ -22,6 +22,7 @@ import pyarrow.csv as pacsv
 
 from cip.contracts import Contract
 from cip.errors import CipError, SourceFileError
+from cip.sql import quote_literal
 
 ROW = "_row"  # 1-based record number in the file (header excluded; = line number for JSONL)
 
@@ -303,7 +304,7 @@ def parse_view(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) -
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW raw AS
             SELECT row_number() OVER () AS {ROW}, FALSE AS _malformed, {select}, {items} AS _products
-            FROM read_json('{path.as_posix()}', format = 'newline_delimited', ignore_errors = true,
+            FROM read_json({quote_literal(path)}, format = 'newline_delimited', ignore_errors = true,
                            columns = {_columns(contract)}, maximum_object_size = 67108864) p"""
     )
 

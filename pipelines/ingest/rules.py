@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from cip.categories import canonical_category
+from cip.sql import quote_literal
 from pipelines.ingest import standardize as std
 
 
@@ -34,7 +35,7 @@ def locale_region(locale_expr: str, default: str) -> str:
     """The region of a locale tag (``en-GB``, ``fr_CA`` → ``GB``, ``CA``): the country phones
     written without a calling code are read in. ``default`` when the tag has none (``en``)."""
     region = f"regexp_extract({locale_expr}, '^[A-Za-z]{{2,3}}[-_]([A-Za-z]{{2}})$', 1)"
-    return f"coalesce(upper(nullif({region}, '')), '{default}')"
+    return f"coalesce(upper(nullif({region}, '')), {quote_literal(default)})"
 
 
 def amount(expr: str) -> str:
@@ -175,7 +176,7 @@ def fx_tables(fx: pd.DataFrame, base: str) -> dict[str, pa.Table]:
         con.execute(
             f"""CREATE TEMP TABLE fx AS
                 SELECT upper(currency) AS currency, date::DATE AS date, rate_to_base AS rate FROM fx_raw
-                UNION ALL SELECT '{base}', DATE '1900-01-01', 1.0"""
+                UNION ALL SELECT {quote_literal(base)}, DATE '1900-01-01', 1.0"""
         )
         tables = {
             "fx_edges": con.sql(

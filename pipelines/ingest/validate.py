@@ -11,11 +11,8 @@ repeated keys are found beforehand into ``dup_rows`` (see :func:`duplicate_rows_
 from __future__ import annotations
 
 from cip.contracts import Contract, Field
+from cip.sql import literal_list, quote_ident, quote_literal
 from pipelines.ingest import rules
-
-
-def _q(name: str) -> str:
-    return f'"{name}"'
 
 
 def _trimmed(col: str) -> str:
@@ -32,7 +29,7 @@ def _cond(f: Field) -> str:
     if f.when is None:
         return "TRUE"
     col, value = f.when
-    return f"(v_{col} = '{value}')"
+    return f"(v_{col} = {quote_literal(value)})"
 
 
 def duplicate_rows_sql(contract: Contract, source: str = "raw") -> str:
@@ -51,7 +48,7 @@ def validation_sql(contract: Contract, *, currencies: set[str], now_sql: str, de
     """SQL selecting validated rows from ``raw``. ``now_sql`` is a TIMESTAMPTZ literal: the
     ingestion time plus the future tolerance. ``deferred`` leaves out the checks that need the
     whole file or a lookup (flag-only e-mails, duplicate keys); the caller applies them after."""
-    values = [f"{_trimmed(f'raw.{_q(f.name)}')} AS v_{f.name}" for f in contract.fields]
+    values = [f"{_trimmed(f'raw.{quote_ident(f.name)}')} AS v_{f.name}" for f in contract.fields]
     parsed: list[str] = []
     checks: list[tuple[str, str, str]] = []  # (condition, reason, field)
     flags: list[str] = []
@@ -93,17 +90,17 @@ def validation_sql(contract: Contract, *, currencies: set[str], now_sql: str, de
             )
         elif f.kind == "currency":
             parsed.append(f"upper({v}) AS {p}")
-            listing = ", ".join(f"'{c}'" for c in sorted(currencies)) or "NULL"
+            listing = literal_list(sorted(currencies)) or "NULL"
             checks.append((f"({present} AND upper({v}) NOT IN ({listing}))", "unknown_currency", f.name))
         elif f.kind == "enum":
-            listing = ", ".join(f"'{x}'" for x in f.values or ())
+            listing = literal_list(f.values or ())
             checks.append((f"({present} AND {v} NOT IN ({listing}))", "invalid_value", f.name))
         elif f.kind == "email" and deferred:
             if f.on_invalid != "flag":
                 raise ValueError(f"field {f.name}: only flag-only e-mails can be checked after the query")
         elif f.kind == "email":
             joins.append(
-                f"LEFT JOIN email_map em_{f.name} ON em_{f.name}.raw = {_trimmed(f'raw.{_q(f.name)}')}"
+                f"LEFT JOIN email_map em_{f.name} ON em_{f.name}.raw = {_trimmed(f'raw.{quote_ident(f.name)}')}"
             )
             parsed.append(f"CASE WHEN em_{f.name}_valid THEN em_{f.name}_email END AS {p}")
             values.append(f"em_{f.name}.email AS em_{f.name}_email, em_{f.name}.valid AS em_{f.name}_valid")
@@ -118,8 +115,8 @@ def validation_sql(contract: Contract, *, currencies: set[str], now_sql: str, de
             (f"({key} IS NOT NULL AND _row IN (SELECT _row FROM dup_rows))", "duplicate_key", contract.unique)
         )
     which = "CASE " + " ".join(f"WHEN {c} THEN {i + 1}" for i, (c, _, _) in enumerate(checks)) + " END"
-    reasons = "[" + ", ".join(f"'{r}'" for _, r, _ in checks) + "]"
-    fields = "[" + ", ".join(f"'{n}'" for _, _, n in checks) + "]"
+    reasons = "[" + literal_list(r for _, r, _ in checks) + "]"
+    fields = "[" + literal_list(n for _, _, n in checks) + "]"
     malformed = "raw._malformed, raw._products" if contract.format == "jsonl" else "FALSE AS _malformed"
     stage1 = f"SELECT raw._row, {malformed}, {', '.join(values)} FROM raw {' '.join(joins)}"
     stage2 = f"SELECT *, {', '.join(parsed) if parsed else 'NULL AS _none'} FROM ({stage1})"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from cip.profile_config import ProfileConfig, SurvivorshipRule
+from cip.sql import literal_list, quote_ident
+from pipelines.profiles.config import ProfileConfig, SurvivorshipRule
 
 #: Candidate values: every CRM account and every identify call, attached to its customer.
 CANDIDATES_SQL = """
@@ -28,14 +29,14 @@ WHERE e.type = 'identify'
 
 
 def _order_by(rule: SurvivorshipRule) -> str:
-    tie = ", ".join(f'"{f}"' for f in rule.fields)
+    tie = ", ".join(quote_ident(f) for f in rule.fields)
     if rule.strategy == "most_recent":
         return f"observed_at DESC, source, {tie}"
     if rule.strategy == "most_frequent":
         return f"freq DESC, observed_at DESC, {tie}"
     if rule.strategy == "non_null_first":
         return f"observed_at ASC, source, {tie}"
-    listing = "[" + ", ".join(f"'{p}'" for p in rule.priority) + "]"
+    listing = "[" + literal_list(rule.priority) + "]"
     return f"coalesce(nullif(list_position({listing}, source), 0), 999), observed_at DESC, {tie}"
 
 

@@ -1,4 +1,5 @@
-"""`cip profiles`: golden records, resolved activity tables and traits as of a date."""
+"""`cip profiles`: golden records and resolved activity tables (traits are taken from the feature
+snapshots: ``features.traits``)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ import pandas as pd
 
 from cip.errors import MissingInputError
 from cip.lake import Lake
-from cip.settings import Settings
 from pipelines.profiles.activity import UNATTRIBUTED_SQL, build_activity
+from pipelines.profiles.config import ProfileSettings
 from pipelines.profiles.golden import build_profiles
-from pipelines.profiles.traits import compute_traits
 
 Progress = Callable[[str, int, int], None]
 
@@ -23,7 +23,6 @@ class ProfilesRun:
     customers: int
     tables: dict[str, int]
     unattributed: dict[str, int]
-    as_of: date
 
 
 def default_as_of(lake: Lake) -> date:
@@ -36,17 +35,19 @@ def default_as_of(lake: Lake) -> date:
     return pd.Timestamp(latest).date()
 
 
-def run(settings: Settings, *, as_of: date | None = None, progress: Progress | None = None) -> ProfilesRun:
+def run(
+    settings: ProfileSettings, *, as_of: date | None = None, progress: Progress | None = None
+) -> ProfilesRun:
     lake = Lake(settings.lake_dir)
     if not lake.has("identity_map"):
         raise MissingInputError("identity_map does not exist", fix="run `cip identity run` first")
     step = progress or (lambda *_: None)
     tables = set(lake.table_names())
     con = lake.connect()
-    step("golden records", 0, 3)
+    step("golden records", 0, 2)
     profiles = build_profiles(con, settings.profiles, has_events="events" in tables)
     counts: dict[str, int] = {}
-    step("resolved activity", 1, 3)
+    step("resolved activity", 1, 2)
     for name, relation in build_activity(con, tables).items():
         table = relation.to_arrow_table()
         lake.write_derived(name, table)
@@ -56,12 +57,5 @@ def run(settings: Settings, *, as_of: date | None = None, progress: Progress | N
         unattributed = {k: int(con.execute(sql).fetchall()[0][0]) for k, sql in UNATTRIBUTED_SQL.items()}
     lake.write_derived("profiles", profiles)
     counts["profiles"] = len(profiles)
-    step("traits", 2, 3)
-    as_of = as_of or default_as_of(lake)
-    traits = compute_traits(
-        Lake(settings.lake_dir), as_of, bins=settings.profiles.rfm_bins, customers=profiles["customer_id"]
-    )
-    lake.write_derived("traits", traits)
-    counts["traits"] = len(traits)
-    step("done", 3, 3)
-    return ProfilesRun(customers=len(profiles), tables=counts, unattributed=unattributed, as_of=as_of)
+    step("done", 2, 2)
+    return ProfilesRun(customers=len(profiles), tables=counts, unattributed=unattributed)

@@ -29,6 +29,9 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cip.settings import CoreSettings
+from pipelines.identity.matching_config import MatchingConfig
+
 IdentifierType = Literal["crm_id", "email", "phone", "loyalty_id", "anonymous_id", "device_id", "record"]
 IDENTIFIER_TYPES: tuple[str, ...] = get_args(IdentifierType)
 
@@ -183,3 +186,10 @@ class IdentityConfig(BaseModel):
 
     def edge_priority(self, edge_type: str) -> int:
         return self.edge_type_priority.get(edge_type, self.default_edge_type_priority)
+
+
+class IdentitySettings(CoreSettings):
+    """The settings the identity stage reads: core paths plus its ``identity`` and ``matching`` sections."""
+
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    matching: MatchingConfig = Field(default_factory=MatchingConfig)

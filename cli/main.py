@@ -13,7 +13,7 @@ import typer
 
 from cip.console import console, print_frame, progress_bar
 from cip.errors import CipError
-from cip.settings import Settings, get_settings
+from cli.settings import Settings, get_settings
 
 app = typer.Typer(
     help="CIP — customer intelligence platform: generate, ingest, resolve identities, build profiles and features.",
@@ -208,22 +208,18 @@ def identity_split(
 
 
 @app.command()
-def profiles(
-    as_of: Annotated[
-        str | None, typer.Option(help="Traits as of this date (default: last activity day).")
-    ] = None,
-) -> None:
-    """Build golden records (survivorship), resolved activity tables and traits."""
+def profiles() -> None:
+    """Build golden records (survivorship) and resolved activity tables (traits: `cip features build`)."""
     from pipelines.profiles.pipeline import run
 
     s = _settings()
     with progress_bar("profiles") as report:
-        result = run(s, as_of=date.fromisoformat(as_of) if as_of else None, progress=report)
+        result = run(s, progress=report)
     import pandas as pd
 
     print_frame(
         pd.DataFrame({"table": list(result.tables), "rows": list(result.tables.values())}),
-        title=f"profiles as of {result.as_of}",
+        title="profiles",
     )
     for k, v in result.unattributed.items():
         console.print(f"{k}: {v:,} (no identifier to attach them to)")
@@ -265,12 +261,17 @@ def features_build(
         bool, typer.Option(help="Recompute every snapshot even if its inputs did not change.")
     ] = False,
 ) -> None:
-    """Compute feature snapshots (weekly grid + as-of) from the resolved activity tables."""
+    """Compute feature snapshots (weekly grid + as-of) from the resolved activity tables, and the
+    traits (RFM…) of every profile from the as-of snapshot."""
     from features.store import build
+    from features.traits import write_traits
 
+    s = _settings()
     with progress_bar("snapshots") as report:
-        result = build(_settings(), progress=report, force=force)
+        result = build(s, progress=report, force=force)
     _print_result(result, "feature snapshots")
+    as_of, rows = write_traits(s, result)
+    console.print(f"traits as of {as_of}: {rows:,} customers (lake table 'traits')")
 
 
 @features_app.command("apply")
@@ -337,7 +338,7 @@ def demo(
     timed("generate", generate, customers=customers, seed=seed, as_of=None, out=None)
     timed("ingest", ingest, source=None)
     timed("identity", identity_run, retrain=False)
-    timed("profiles", profiles, as_of=None)
+    timed("profiles", profiles)
     timed("features", features_all)
     timed("models", train_all, trials=None)
     import pandas as pd

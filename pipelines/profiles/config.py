@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cip.settings import CoreSettings
+
 Strategy = Literal["most_recent", "most_frequent", "source_priority", "non_null_first"]
 
 #: Fields a golden record can carry; each comes from CRM rows and/or identify traits.
@@ -84,3 +86,9 @@ class ProfileConfig(BaseModel):
         if dupes:
             raise ValueError(f"field(s) {dupes} appear in more than one survivorship rule")
         return self
+
+
+class ProfileSettings(CoreSettings):
+    """The settings the profiles stage reads: core paths plus its ``profiles`` section."""
+
+    profiles: ProfileConfig = Field(default_factory=ProfileConfig)
