@@ -35,6 +35,12 @@ def cip(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.
         ["demo"],
         ["status"],
         ["settings"],
+        ["train"],
+        ["train", "churn"],
+        ["train", "all"],
+        ["models"],
+        ["models", "list"],
+        ["models", "promote"],
     ],
 )
 def test_help_on_every_command(command, tmp_path):
@@ -54,6 +60,18 @@ def test_stage_before_its_input_says_what_to_run(tmp_path):
     result = cip("profiles", cwd=tmp_path, env={"CIP_DATA_DIR": str(tmp_path / "d")})
     assert result.returncode == 2
     assert "cip identity run" in result.stdout and "Traceback" not in result.stdout + result.stderr
+
+
+def test_training_before_its_inputs_and_unknown_models_are_clear_errors(tmp_path):
+    env = {"CIP_DATA_DIR": str(tmp_path / "d"), "CIP_MLRUNS_DIR": str(tmp_path / "mlruns")}
+    result = cip("train", "churn", cwd=tmp_path, env=env)
+    assert result.returncode == 2 and "cip profiles" in result.stdout
+    result = cip("models", "promote", "churn", "3", cwd=tmp_path, env=env)
+    assert result.returncode == 2 and "no version 3" in result.stdout
+    result = cip("models", "list", cwd=tmp_path, env=env)
+    assert result.returncode == 0 and "no models registered" in result.stdout
+    for out in (result.stdout, result.stderr):
+        assert "Traceback" not in out
 
 
 def test_bad_settings_name_the_field(tmp_path):
