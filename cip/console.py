@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-console = Console()
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Width of output that is not a terminal (a log, a pipe): wide enough that tables are not cut.
+PIPE_WIDTH = 200
+
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else PIPE_WIDTH)
+
+
+class _Count(ProgressColumn):
+    """``done/total`` once the total is known (nothing before, rather than ``0/None``)."""
+
+    def render(self, task) -> Text:  # noqa: ANN001 - rich's Task
+        if task.total is None:
+            return Text("")
+        return Text(f"{task.completed:,.0f}/{task.total:,.0f}")
 
 
 @contextmanager
@@ -19,7 +37,7 @@ def progress_bar(title: str) -> Iterator[callable]:
     with Progress(
         TextColumn("[bold]{task.fields[title]}[/] {task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
+        _Count(),
         TimeElapsedColumn(),
         console=console,
         transient=False,
@@ -33,18 +51,22 @@ def progress_bar(title: str) -> Iterator[callable]:
 
 
 def print_frame(frame: pd.DataFrame, title: str | None = None, max_rows: int = 40) -> None:
-    """Render a DataFrame as a rich table."""
+    """Render a DataFrame as a rich table (long values wrap; they are never cut)."""
+    import pandas as pd
+
     table = Table(title=title, show_lines=False)
     for col in frame.columns:
-        table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col]) else "left")
+        justify = "right" if pd.api.types.is_numeric_dtype(frame[col]) else "left"
+        table.add_column(str(col), justify=justify, overflow="fold")
     for _, row in frame.head(max_rows).iterrows():
-        table.add_row(*[_fmt(v) for v in row])
+        table.add_row(*[format_value(v) for v in row])
     console.print(table)
 
 
-def _fmt(v: object) -> str:
+def format_value(v: object) -> str:
+    """A table cell: floats to four significant digits (thousands grouped), ints grouped."""
     if isinstance(v, float):
         return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
-    if isinstance(v, int):
+    if isinstance(v, int) and not isinstance(v, bool):
         return f"{v:,}"
     return str(v)

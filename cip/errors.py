@@ -27,3 +27,11 @@ class MissingInputError(CipError):
 
 class LakeBusyError(CipError):
     """Another process is writing to the same lake."""
+
+
+class UnknownNameError(CipError, KeyError):
+    """A name that is not one of the known ones (a FeatureService, a model…); the message lists
+    them. Also a ``KeyError``, for callers that look names up."""
+
+    def __str__(self) -> str:  # not KeyError's quoted repr
+        return Exception.__str__(self)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -56,7 +56,10 @@ def generate(
         int | None, typer.Option(help="Number of persons in the world (default from settings).")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default from settings).")] = None,
-    as_of: Annotated[str | None, typer.Option(help="Last day of history, YYYY-MM-DD.")] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Last day of history, YYYY-MM-DD (default: generate.as_of, else today in UTC)."),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: settings data_dir).")] = None,
 ) -> None:
     """Generate a messy multi-channel customer world with ground truth (raw/ and truth/)."""
@@ -64,7 +67,7 @@ def generate(
 
     s = _settings()
     n = customers or s.generate.customers
-    as_of_date = date.fromisoformat(as_of) if as_of else s.generate.as_of
+    as_of_date = _date(as_of, "--as-of") if as_of else s.generate.as_of
     out_dir = out or s.root
     if n < 100:
         raise CipError(f"--customers must be at least 100 (got {n})", fix="pass --customers 1000 or more")
@@ -294,22 +297,128 @@ def features_materialize(
     _print_result(result, "materialization")
 
 
+def _date(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise CipError(f"{option} {text!r} is not a date", fix="write it as YYYY-MM-DD") from None
+
+
+def as_of_instant(text: str | None, now: datetime | None = None) -> datetime:
+    """The moment features are read at: ``None`` or ``now`` → now; a date → the end of that day
+    (midnight UTC after it: the instant its snapshot is taken); a date and time → that instant
+    (UTC unless it names an offset)."""
+    if text is None or text.strip().lower() == "now":
+        return now or datetime.now(UTC)
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CipError(
+            f"--as-of {text!r} is neither a date nor a date and time",
+            fix="write YYYY-MM-DD (the end of that day, UTC) or YYYY-MM-DDTHH:MM[:SS][+HH:MM]",
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+AsOfOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="When to read the features: YYYY-MM-DD (the end of that day, UTC) or an ISO date and time; "
+        "default now. Request-time features (days_since_*) count to it, and batch features are the "
+        "snapshot a model would have seen then.",
+    ),
+]
+
+
+def _unknown_customer(s: Settings, customer_id: str) -> CipError:
+    """Why a customer has no online features: unknown, or a profile without any activity."""
+    from cip.lake import Lake
+
+    lake = Lake(s.lake_dir)
+    if lake.has("profiles"):
+        con = lake.connect(["profiles"])
+        known = con.execute("SELECT count(*) FROM profiles WHERE customer_id = ?", [customer_id]).fetchall()
+        if known[0][0]:
+            return CipError(
+                f"customer {customer_id} has no features: it has a profile, but no activity (orders, "
+                "web/app events, e-mails) before the latest snapshot",
+                fix=f"`cip identity explain {customer_id}` shows its identifiers",
+            )
+    return CipError(
+        f"unknown customer '{customer_id}': the online store has no features for it"
+        + (" and no profile has that id" if lake.has("profiles") else ""),
+        fix="check the id (customer ids look like cus_0123456789ab; they are in the lake table 'identity_map')",
+    )
+
+
 @features_app.command("show")
 def features_show(
     customer_id: Annotated[str, typer.Argument(help="A customer id (cus_...).")],
     service: Annotated[str, typer.Option(help="FeatureService name, e.g. churn_v1.")] = "churn_v1",
+    as_of: AsOfOption = None,
 ) -> None:
-    """Read one customer's online features for a FeatureService."""
+    """Read one customer's features for a FeatureService, in the service's order."""
+    from features.catalog import service_features
+    from features.quick import read_online
+
+    names = service_features(service)  # an unknown service stops here, naming the known ones
+    s = _settings()
+    at = as_of_instant(as_of)
+    row = read_online(s, service, customer_id, at)
+    snapshot, source = None, "online store"
+    if row is not None:
+        if not row.found:
+            raise _unknown_customer(s, customer_id)
+        values, snapshot = row.values, row.snapshot_ts
+    else:  # an online store this reader does not know: Feast's own read
+        from features.store import online_features
+
+        values = {k: v[0] for k, v in online_features(s, service, [customer_id], at).items()}
+        if all(values[n] is None for n in names):
+            raise _unknown_customer(s, customer_id)
+    if as_of is not None and snapshot is not None and snapshot > at:
+        # the online store is newer than the moment asked for: read what was served then
+        import pandas as pd
+
+        from features.store import training_frame
+
+        entity = pd.DataFrame({"customer_id": [customer_id], "event_timestamp": [at]})
+        frame = training_frame(s, service, entity)
+        values = {"customer_id": customer_id, **{n: _plain(frame[n].iloc[0]) for n in names}}
+        snapshot, source = None, "offline store (point in time)"
+    _print_features(values, title=f"{service} · {customer_id}")
+    when = f"batch features from the snapshot of {snapshot:%Y-%m-%d %H:%M} UTC; " if snapshot else ""
+    console.print(f"{source}: {when}request time (days_since_*) {at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+def _plain(value: object) -> object:
+    """A pandas cell as a plain Python value (NaN/NaT → None)."""
     import pandas as pd
 
-    from features.store import online_features
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    return value.item() if hasattr(value, "item") else value
 
-    values = online_features(_settings(), service, [customer_id])
-    print_frame(
-        pd.DataFrame({"feature": list(values), "value": [v[0] for v in values.values()]}),
-        title=f"{service} · {customer_id}",
-        max_rows=200,
-    )
+
+def _print_features(values: dict[str, object], title: str) -> None:
+    """Two columns, feature and value, in the given order (plain rich: no pandas to import)."""
+    from rich.table import Table
+
+    from cip.console import format_value
+
+    table = Table(title=title)
+    table.add_column("feature")
+    table.add_column("value", justify="right")
+    for name, value in values.items():
+        table.add_row(name, format_value(value))
+    console.print(table)
 
 
 def features_all() -> None:
@@ -410,8 +519,9 @@ def models_list() -> None:
     from training.registry import list_models, tracking_uri
 
     s = _settings()
-    table = list_models(s)
-    if table.empty:
+    local = not s.training.tracking_uri
+    table = None if local and not (s.mlflow_dir / "mlflow.db").exists() else list_models(s)
+    if table is None or table.empty:  # (a read never creates the MLflow store)
         console.print(f"no models registered in {tracking_uri(s)} — run `cip train all`")
         return
     print_frame(table, title=f"models in {tracking_uri(s)}", max_rows=200)

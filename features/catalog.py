@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from cip.categories import CATEGORIES
+from cip.errors import UnknownNameError
 
 ENTITY = "customer"
 JOIN_KEY = "customer_id"
@@ -408,8 +409,16 @@ def service_features(service: str) -> list[str]:
     try:
         views = SERVICES[service]
     except KeyError:
-        raise KeyError(f"unknown feature service '{service}'; known: {sorted(SERVICES)}") from None
+        raise unknown_service(service) from None
     return [f.name for v in views for f in VIEWS[v].features if not f.internal]
+
+
+def unknown_service(service: str) -> UnknownNameError:
+    """The error for a FeatureService name that is not declared here."""
+    return UnknownNameError(
+        f"unknown feature service '{service}'; the known services are {', '.join(SERVICES)}",
+        fix="pass one of them (e.g. `--service churn_v1`)",
+    )
 
 
 def _check() -> None:

@@ -64,16 +64,14 @@ def table_name(config: Any, view: Any) -> str:
 
 
 # --- encoding -------------------------------------------------------------------------------------
+#: ``feast.value_type.ValueType.STRING.value`` (spelled out: importing Feast takes seconds).
+STRING_VALUE_TYPE = 2
+
+
 def entity_key_prefix() -> bytes:
     """Bytes every v3 key of a single string join key starts with (the value length and value follow)."""
-    from feast.value_type import ValueType
-
     jk = cat.JOIN_KEY.encode()
-    return (
-        struct.pack("<III", 1, ValueType.STRING.value, len(jk))
-        + jk
-        + struct.pack("<I", ValueType.STRING.value)
-    )
+    return struct.pack("<III", 1, STRING_VALUE_TYPE, len(jk)) + jk + struct.pack("<I", STRING_VALUE_TYPE)
 
 
 def entity_keys(customer_ids: Sequence[str]) -> list[bytes]:

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cip.errors import MissingInputError
 from features import catalog as cat
 from features.config import FeatureConfig, FeatureSettings
 from features.paths import REPO_DIR, export_data_dir, feature_data_dir, fresh_source_path
@@ -42,8 +43,7 @@ class CipFeatureStore:
         _quiet_feast()
         self.settings = settings
         self.config = config or settings.features
-        self.data_dir = feature_data_dir(settings)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = feature_data_dir(settings)  # created by writes (apply), never by reads
         with _LOCK:  # the YAML is read (and ${CIP_FEAST_DIR} expanded) right here
             export_data_dir(self.data_dir)
             self.feast = FeatureStore(repo_path=str(REPO_DIR))
@@ -57,6 +57,7 @@ class CipFeatureStore:
 
     def apply(self) -> ApplyResult:
         """Register every definition (idempotent) and create the online tables."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         _ensure_fresh_source(self.data_dir)
         _prepare_online_db(self)
         objects = self.objects()
@@ -68,9 +69,20 @@ class CipFeatureStore:
         """The registered ``FeatureService`` (cached)."""
         if name not in self._services:
             if name not in cat.SERVICES:
-                raise KeyError(f"unknown feature service '{name}'; known: {sorted(cat.SERVICES)}")
+                raise cat.unknown_service(name)
+            self.require_registry()
             self._services[name] = self.feast.get_feature_service(name, allow_cache=True)
         return self._services[name]
+
+    def require_registry(self) -> None:
+        """Stop with a clear error, before Feast creates an empty registry as a side effect of a
+        read, when the definitions were never applied."""
+        path = str(self.feast.config.registry.path)
+        if "://" not in path and not Path(path).exists():
+            raise MissingInputError(
+                f"no feature registry at {path}",
+                fix="run `cip features materialize` (it applies the definitions first)",
+            )
 
     # --- offline ----------------------------------------------------------------------------------
     def build_snapshots(
@@ -122,14 +134,15 @@ class CipFeatureStore:
     def online_features(
         self, service: str, customer_ids: Iterable[str], request_ts: datetime | None = None
     ) -> dict[str, list[Any]]:
-        """Latest features of ``service`` for customers, as ``{column: [values]}``."""
+        """Latest features of ``service`` for customers, as ``{column: [values]}``: the join key,
+        then the service's features in the FeatureService's order. Request-time features count
+        to ``request_ts`` (default: now)."""
         ids = list(customer_ids)
         now = request_ts or datetime.now(UTC)
         rows = [{cat.JOIN_KEY: c, cat.REQUEST_TS: now} for c in ids]
         resp = self.feast.get_online_features(features=self.service(service), entity_rows=rows)
         out = resp.to_dict()
-        out.pop(cat.REQUEST_TS, None)
-        return out
+        return {name: out[name] for name in [cat.JOIN_KEY, *cat.service_features(service)]}
 
     def materialize(self, *, progress: Progress | None = None, full: bool = False) -> Any:
         """Load the latest snapshot of every customer into the online store (changed customers only)."""

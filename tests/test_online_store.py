@@ -175,3 +175,40 @@ def test_no_redundant_entity_key_index(store):
         ).fetchall()
     assert names and not [n for n in names if n.endswith("_ek")]
     assert "USING INDEX sqlite_autoindex" in str(plan)
+
+
+def test_the_quick_read_gives_feasts_values_in_the_services_order(store, ids):
+    """``cip features show`` reads without Feast; values and order are Feast's (fresh pushes included)."""
+    from features.quick import read_online
+
+    for service in cat.SERVICES:
+        order = [cat.JOIN_KEY, *cat.service_features(service)]
+        for c in ids[:6]:  # ids[3] has pushed fresh events (test_pushed_fresh_events_read_the_same)
+            row = read_online(store.settings, service, c, NOW)
+            want = store.online_features(service, [c], NOW)
+            assert list(row.values) == list(want) == order
+            _same({k: [v] for k, v in row.values.items()}, want)
+            assert row.found and row.snapshot_ts is not None and row.request_ts == NOW
+        nobody = read_online(store.settings, service, "nobody", NOW)
+        assert not nobody.found and list(nobody.values) == order
+        assert all(v is None for k, v in nobody.values.items() if k != cat.JOIN_KEY)
+
+
+def test_cip_features_show_is_ordered_quick_and_clear_about_mistakes(store, ids, tmp_path):
+    from tests.test_cli import cip
+
+    env = {"CIP_DATA_DIR": str(store.settings.data_dir)}
+    shown = cip("features", "show", ids[0], "--service", "clv_v1", cwd=tmp_path, env=env)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    names = [line.split("│")[1].strip() for line in shown.stdout.splitlines() if line.startswith("│")]
+    assert names == [cat.JOIN_KEY, *cat.service_features("clv_v1")]
+    # quick because Feast is not imported at all (it alone takes seconds)
+    timed = cip("features", "show", ids[0], cwd=tmp_path, env={**env, "PYTHONPROFILEIMPORTTIME": "1"})
+    assert timed.returncode == 0 and "cli.main" in timed.stderr and "feast" not in timed.stderr
+    unknown = cip("features", "show", "cus_doesnotexist", cwd=tmp_path, env=env)
+    assert unknown.returncode == 2 and "unknown customer 'cus_doesnotexist'" in unknown.stdout
+    service = cip("features", "show", ids[0], "--service", "churn", cwd=tmp_path, env=env)
+    assert service.returncode == 2 and "unknown feature service 'churn'" in service.stdout
+    assert all(name in service.stdout for name in cat.SERVICES)
+    for out in (unknown, service):
+        assert "Traceback" not in out.stdout + out.stderr and "KeyError" not in out.stdout

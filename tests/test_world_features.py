@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -55,3 +55,28 @@ def test_point_in_time_training_frame_for_a_past_cutoff(featured):
     assert (got == expected).all()
     later = orders[orders["ts"] >= pd.Timestamp(cutoff + timedelta(days=1), tz="UTC")]
     assert len(later) > 0
+
+
+def test_one_clock_for_batch_and_request_time_features_at_a_pinned_as_of(featured):
+    """At the world's as-of date, request-time recency (days_since_*) equals the snapshot's batch
+    recency and tenure: in the quick read, Feast's online read and the point-in-time frame alike."""
+    from cli.main import as_of_instant
+    from features.quick import read_online
+    from tests.conftest import WORLD_AS_OF
+
+    settings, build = featured
+    at = as_of_instant(WORLD_AS_OF.isoformat())
+    assert at == datetime(2026, 7, 1, tzinfo=UTC) and max(build.dates) == at.date()
+    traits = Lake(settings.lake_dir).read("traits")
+    buyers = traits.loc[traits["frequency"] > 0, "customer_id"].sort_values().head(25).tolist()
+    pairs = [("days_since_last_purchase", "recency_days"), ("days_since_first_seen", "tenure_days")]
+    online = pd.DataFrame(store.online_features(settings, "churn_v1", buyers, request_ts=at))
+    entity = pd.DataFrame({"customer_id": buyers, "event_timestamp": at})
+    frames = [online, store.training_frame(settings, "churn_v1", entity)]
+    for c in buyers:
+        row = read_online(settings, "churn_v1", c, at)
+        assert row.snapshot_ts == at
+        frames.append(pd.DataFrame({k: [v] for k, v in row.values.items()}))
+    for frame in frames:
+        for request_time, batch in pairs:
+            assert np.allclose(frame[request_time].astype(float), frame[batch].astype(float), atol=1e-4)
