@@ -1,8 +1,14 @@
 """Core settings: paths, the seed and where settings come from. Stage sections live with their stage.
 
 Precedence (highest first): explicit keyword arguments, ``CIP_*`` environment variables
-(nested with ``__``, e.g. ``CIP_INGEST__FUTURE_TOLERANCE_HOURS=2``), the YAML file named by
-``CIP_CONFIG`` (default ``cip.yaml`` in the working directory, optional), then defaults.
+(nested with ``__``, e.g. ``CIP_INGEST__FUTURE_TOLERANCE_HOURS=2``), the YAML file (see
+:func:`config_file`), then defaults.
+
+Paths are decided once, when the settings are loaded, and are absolute from then on: a relative
+``data_dir`` or ``mlruns_dir`` in the YAML file is read against the file's folder, one given in the
+environment or as a keyword against the working directory, and the defaults are the project's
+``data/`` and ``mlruns/`` (see :func:`project_root`). So every command, run from any folder,
+finds the same lake.
 
 Each stage declares its typed section next to its code, as a subclass of :class:`CoreSettings`
 (e.g. ``pipelines.identity.config.IdentitySettings`` adds ``identity`` and ``matching``), and
@@ -17,7 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,10 +33,48 @@ from pydantic_settings import (
 
 from cip.errors import CipError
 
+CONFIG_NAME = "cip.yaml"
+#: Settings holding paths: relative values are resolved when the settings are loaded.
+PATH_FIELDS = ("data_dir", "mlruns_dir")
+
+
+def project_root() -> Path | None:
+    """The project folder of a source checkout (the folder holding ``pyproject.toml`` next to the
+    ``cip`` package, editable installs included); None when CIP is installed as a package."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def home_dir() -> Path:
+    """Where data and models go by default: the project folder, or for an installed package
+    ``$XDG_DATA_HOME/cip`` (``~/.local/share/cip``)."""
+    root = project_root()
+    if root is not None:
+        return root
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "cip"
+
 
 def config_file() -> Path:
-    """The YAML settings file: ``CIP_CONFIG`` or ``cip.yaml`` in the working directory."""
-    return Path(os.environ.get("CIP_CONFIG", "cip.yaml"))
+    """The YAML settings file: ``CIP_CONFIG``; else ``cip.yaml`` in the working directory; else
+    ``cip.yaml`` in the project folder (:func:`home_dir`). The file is optional."""
+    if "CIP_CONFIG" in os.environ:
+        return Path(os.environ["CIP_CONFIG"]).expanduser().absolute()
+    here = Path.cwd() / CONFIG_NAME
+    return here if here.is_file() else home_dir() / CONFIG_NAME
+
+
+class _YamlSource(YamlConfigSettingsSource):
+    """The YAML file, with relative paths read against the file's folder (not the working one)."""
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        data = super()._read_file(file_path)
+        if isinstance(data, dict):
+            folder = Path(str(file_path)).expanduser().absolute().parent
+            for name in PATH_FIELDS:
+                if isinstance(data.get(name), str) and not Path(data[name]).expanduser().is_absolute():
+                    data[name] = str(folder / data[name])
+        return data
 
 
 class CoreSettings(BaseSettings):
@@ -44,9 +88,13 @@ class CoreSettings(BaseSettings):
         env_prefix="CIP_", env_nested_delimiter="__", extra="ignore", validate_default=True
     )
 
-    data_dir: Path = Field(Path("data"), description="Root of everything generated or ingested.")
+    data_dir: Path = Field(
+        default_factory=lambda: home_dir() / "data",
+        description="Root of everything generated or ingested (default: the project's data/).",
+    )
     mlruns_dir: Path = Field(
-        Path("mlruns"), description="MLflow tracking store (SQLite) and artifacts, and Optuna studies."
+        default_factory=lambda: home_dir() / "mlruns",
+        description="MLflow tracking store (SQLite) and artifacts, and Optuna studies (default: the project's mlruns/).",
     )
     seed: int = 42
     base_currency: Literal["USD"] = "USD"
@@ -60,8 +108,14 @@ class CoreSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=config_file())
+        yaml_source = _YamlSource(settings_cls, yaml_file=config_file())
         return (init_settings, env_settings, yaml_source)
+
+    @field_validator(*PATH_FIELDS)
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        """Resolved once, at load time: later changes of the working directory change nothing."""
+        return path.expanduser().resolve()
 
     # --- derived paths: every stage asks here -------------------------------------------------
     @cached_property
