@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 
@@ -45,7 +46,8 @@ def _stage(stage: str, data_dir: Path, customers: int, seed: int, only: list[str
     if stage == "generate":
         from pipelines.generate.pipeline import generate_world
 
-        summary = generate_world(data_dir, n_customers=customers, seed=seed)
+        # pinned, so figures stay comparable with earlier runs (a world ends today by default)
+        summary = generate_world(data_dir, n_customers=customers, seed=seed, as_of=date(2026, 6, 30))
         out["summary"] = {k: v for k, v in summary.items() if isinstance(v, int | float | dict)}
     else:
         from pipelines.ingest.pipeline import run

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 WORLD_CUSTOMERS = 2_000
 WORLD_SEED = 7
+#: The world's last day, pinned (a generated world ends today by default).
+WORLD_AS_OF = date(2026, 6, 30)
 INGEST_NOW = datetime(2026, 7, 1, tzinfo=UTC)
 
 
@@ -23,7 +25,7 @@ def world_settings(tmp_path_factory: pytest.TempPathFactory):
 
     root: Path = tmp_path_factory.mktemp("world")
     settings = Settings(data_dir=root)
-    generate_world(root, n_customers=WORLD_CUSTOMERS, seed=WORLD_SEED)
+    generate_world(root, n_customers=WORLD_CUSTOMERS, seed=WORLD_SEED, as_of=WORLD_AS_OF)
     return settings
 
 
@@ -50,8 +52,6 @@ def resolved_world(ingested_world):
 def synthetic_store(tmp_path_factory: pytest.TempPathFactory):
     """A small feature store (150 synthetic customers, 10 weekly snapshots), built, applied and
     materialized; for tests that compare CIP's Feast stores with Feast's own."""
-    from datetime import date
-
     from cli.settings import Settings
     from features.config import FeatureConfig
     from features.store import CipFeatureStore

@@ -7,7 +7,7 @@ import pytest
 
 from cip.lake import Lake
 from cip.sql import literal_list, quote_ident, quote_literal
-from tests.conftest import INGEST_NOW, WORLD_CUSTOMERS, WORLD_SEED
+from tests.conftest import INGEST_NOW, WORLD_AS_OF, WORLD_CUSTOMERS, WORLD_SEED
 
 
 def test_quoting_helpers():
@@ -28,7 +28,7 @@ def test_the_chain_runs_in_a_folder_named_with_a_quote_and_a_space(tmp_path):
 
     root = tmp_path / 'it\'s a "data" dir'
     settings = Settings(data_dir=root)
-    generate_world(root, n_customers=WORLD_CUSTOMERS, seed=WORLD_SEED)
+    generate_world(root, n_customers=WORLD_CUSTOMERS, seed=WORLD_SEED, as_of=WORLD_AS_OF)
     report = ingest_run(settings, now=INGEST_NOW)
     assert report.ingested
     identity_run(settings)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from cip.categories import CATEGORIES
 from cip.settings import CoreSettings
@@ -156,11 +156,19 @@ def planted_count(n_customers: int) -> int:
     return max(3, n_customers // 1000)
 
 
+def today() -> date:
+    """Today's date in UTC: the default last day of a generated world."""
+    return datetime.now(UTC).date()
+
+
 class GenerateConfig(BaseModel):
     """Defaults for ``cip generate``."""
 
     customers: int = 100_000
-    as_of: date = date(2026, 6, 30)
+    as_of: date | None = Field(
+        None,
+        description="Last day of the generated history (default: today, UTC); pin it to reproduce a world.",
+    )
 
 
 class GenerateSettings(CoreSettings):

@@ -23,7 +23,7 @@ from pipelines.generate.behaviour import (
 )
 from pipelines.generate.campaigns import response_probabilities, run_campaigns
 from pipelines.generate.clock import OffsetTable, fx_frame, make_fx
-from pipelines.generate.config import Calendar, planted_count, stage_rng
+from pipelines.generate.config import Calendar, planted_count, stage_rng, today
 from pipelines.generate.ids import prefixed_ids
 from pipelines.generate.outputs import write_campaign_files, write_crm, write_event_files, write_pos
 from pipelines.generate.people import make_persons, persons_frame
@@ -43,15 +43,17 @@ def generate_world(
     out_dir: Path,
     n_customers: int = 100_000,
     seed: int = 42,
-    as_of: date = date(2026, 6, 30),
+    as_of: date | None = None,
     progress: Progress | None = None,
 ) -> dict:
     """Generate a messy multi-channel customer world with ground truth.
 
-    Writes ``out_dir/raw/`` (the raw folder of docs/sources.md) and ``out_dir/truth/``.
+    Writes ``out_dir/raw/`` (the raw folder of docs/sources.md) and ``out_dir/truth/``. The
+    history ends on ``as_of`` (default: today, UTC), so the world's clock is the real one.
     Output is byte-identical for the same (n_customers, seed, as_of). Returns a summary with the
     row count of every raw file, total rows and the elapsed seconds.
     """
+    as_of = as_of or today()
     t_start = time.perf_counter()
     report = progress or (lambda stage, frac: None)
     out_dir = Path(out_dir)
