@@ -26,6 +26,7 @@ Kind = Literal[
 #: Reason codes written to the quarantine table.
 REASONS: dict[str, str] = {
     "malformed_json": "the line is not valid JSON",
+    "invalid_encoding": "the line is not valid UTF-8 (its bytes are kept, escaped, in the record)",
     "missing_required": "a required field is blank",
     "invalid_timestamp": "the timestamp cannot be parsed",
     "future_timestamp": "the timestamp lies in the future",

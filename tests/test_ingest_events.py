@@ -343,3 +343,29 @@ def test_line_index_finds_lines_when_reads_come_short(tmp_path):
     assert snapshot.sha256 == file_sha256(snapshot.path)
     rows = [1, 2, 999, 1500, 2999, 3000]
     assert index.table(rows)["line"].to_pylist() == [lines[r - 1] for r in rows]
+
+
+@pytest.mark.parametrize("blank", [False, True], ids=["in place", "line by line"])
+@pytest.mark.parametrize("one_pass", [True, False])
+def test_a_line_that_is_not_utf8_is_quarantined_with_its_line_number(tmp_path, one_pass, blank):
+    binary = b"\x00\xff\xfe\x89PNG\r\x1a" + bytes(range(128, 160))
+    latin1 = json.dumps(_event(3, name="Caf\u00e9"), ensure_ascii=False).encode("latin-1")  # not UTF-8
+    lines = [json.dumps(_event(1)).encode(), binary, latin1, json.dumps(_event(4)).encode()]
+    if blank:
+        lines.append(b"")  # rows no longer line up: every line parsed on its own
+    lines.append(json.dumps(_event(5)).encode())
+    path = _write(tmp_path / "raw", "2024-01.jsonl", [])
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    settings = Settings(data_dir=tmp_path / "data", ingest={"one_pass": one_pass})
+    report = run(settings, path.parent.parent, now=NOW)
+    lake = Lake(settings.lake_dir)
+    q = lake.read("quarantine").sort_values("_row")
+    want = [[2, "invalid_encoding", "line"], [3, "invalid_encoding", "line"]]
+    want += [[5, "malformed_json", "line"]] if blank else []  # the blank line, as before
+    assert q[["_row", "reason", "field"]].values.tolist() == want
+    escaped = "".join(f"\\x{b:x}" for b in range(128, 160))  # bytes kept, escaped
+    assert q["record"].iloc[0] == "\x00\\xff\\xfe\\x89PNG\r\x1a" + escaped
+    assert q["record"].iloc[1] == latin1.decode("utf-8", errors="backslashreplace")
+    assert sorted(lake.read("events")["message_id"]) == ["m1", "m4", "m5"]  # the rest of the file lands
+    (events,) = [f for f in report.files if f.source == "events"]
+    assert events.reasons["invalid_encoding"] == 2 and events.rows_accepted == 3

@@ -69,21 +69,29 @@ def load_csv(
 
 
 def _read_lines(path: Path, name: Path) -> pa.Table:
+    """``(line, invalid_utf8)`` for every line of ``path``, numbered as :class:`LineIndex` numbers
+    them (lines end at ``\\n``; an ``\\r`` before it is dropped, a lone ``\\r`` is part of its line).
+    Read as bytes, so a line that is not UTF-8 is flagged (its bytes escaped, see
+    :func:`decode_line`) instead of failing the file."""
     try:
-        return pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(column_names=["line"], block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(
-                delimiter="\x01", quote_char=False, escape_char=False, ignore_empty_lines=False
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={"line": pa.string()}, strings_can_be_null=False
-            ),
-        )
-    except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
         raise SourceFileError(
             name, f"cannot be read as JSON lines ({exc})", fix="write one UTF-8 JSON object per line"
         ) from exc
+    raw = data.split(b"\n")
+    if raw[-1] == b"":  # the newline that ends the last line (or an empty file)
+        raw.pop()
+    raw = [r[:-1] if r.endswith(b"\r") else r for r in raw]
+    column = pa.array(raw, type=pa.binary())
+    try:  # the usual case: every line is UTF-8, checked in C
+        lines = column.cast(pa.string())
+        invalid = pa.array(np.zeros(len(lines), dtype=bool))
+    except pa.ArrowInvalid:
+        decoded = [decode_line(r) for r in raw]
+        lines = pa.array([text for text, _ in decoded], type=pa.string())
+        invalid = pa.array([bad for _, bad in decoded], type=pa.bool_())
+    return pa.table({"line": lines, "invalid_utf8": invalid})
 
 
 def json_structure(contract: Contract) -> dict:
@@ -119,8 +127,9 @@ class LineIndex:
     """The lines of a JSON-lines file (ending at ``\\n``; an ``\\r`` before it is dropped): their
     count, the file's SHA-256 (same read), and the text of a few of them without indexing them
     all: newlines are counted per chunk, and only the chunks holding a wanted line are searched.
-    Invalid UTF-8 is reported when such a line is fetched (DuckDB's reader already rejects the
-    line as malformed JSON)."""
+    A line that is not valid UTF-8 (DuckDB's reader already rejects it as malformed JSON) is
+    fetched with its bad bytes escaped (``\\xff``) and flagged, so it is quarantined with its
+    line number while the rest of the file lands."""
 
     CHUNK = 1 << 24
 
@@ -187,24 +196,48 @@ class LineIndex:
         return b"".join(parts)
 
     def table(self, rows: list[int]) -> pa.Table:
-        """``(_row, line)`` for the given 1-based line numbers. The file is read, not mapped: one
-        truncated meanwhile gives a clear error, not a crash."""
-        texts = []
+        """``(_row, line, invalid_utf8)`` for the given 1-based line numbers (see :func:`decode_line`).
+        The file is read, not mapped: one truncated meanwhile gives a clear error, not a crash."""
+        texts, invalid = [], []
         if rows:
             with open(self.path, "rb") as fh:
                 for row in rows:
                     try:
                         raw = self._line_at(fh, self._start(fh, row))
-                        texts.append((raw[:-1] if raw.endswith(b"\r") else raw).decode())
+                        text, bad = decode_line(raw[:-1] if raw.endswith(b"\r") else raw)
+                        texts.append(text)
+                        invalid.append(bad)
                     except IndexError as exc:  # fewer lines than counted: the file changed
                         raise SourceFileError(
                             self.source,
                             f"changed while ingested (line {row} is gone)",
                             fix="ingest it again once nothing writes to it (rotate logs by renaming, not copytruncate)",
                         ) from exc
-                    except (UnicodeDecodeError, OSError) as exc:
+                    except OSError as exc:
                         raise self._error(exc) from exc
-        return pa.table({ROW: pa.array(rows, type=pa.int64()), "line": pa.array(texts, type=pa.string())})
+        return pa.table(
+            {
+                ROW: pa.array(rows, type=pa.int64()),
+                "line": pa.array(texts, type=pa.string()),
+                "invalid_utf8": pa.array(invalid, type=pa.bool_()),
+            }
+        )
+
+
+def decode_line(raw: bytes) -> tuple[str, bool]:
+    """A line's text and whether it was valid UTF-8; invalid bytes are kept as ``\\xNN`` escapes
+    (the quarantine's record shows them, and the lake's raw copy keeps the bytes themselves)."""
+    try:
+        return raw.decode(), False
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="backslashreplace"), True
+
+
+#: SQL condition on ``lines l``: the line is quarantined as malformed (a reason from
+#: :data:`LINE_REASON`), whatever else was found in it.
+MALFORMED_LINE = "(l.invalid_utf8 OR NOT (json_valid(l.line) AND starts_with(ltrim(l.line), '{')))"
+#: SQL: the reason of a malformed line of ``lines l``.
+LINE_REASON = "CASE WHEN l.invalid_utf8 THEN 'invalid_encoding' ELSE 'malformed_json' END"
 
 
 def read_chunks(
@@ -331,16 +364,22 @@ def load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract, i
 
 
 def mark_malformed(con: duckdb.DuckDBPyConnection, index: LineIndex, contract: Contract) -> None:
-    """In the validated table ``v``, give reason ``malformed_json`` to the rows parsed as all-NULL
-    whose line is not a JSON object (the first check, so it replaces any other reason)."""
+    """In the validated table ``v``, give reason ``invalid_encoding`` (not UTF-8) or
+    ``malformed_json`` (not a JSON object) to the rows parsed as all-NULL whose line is either (the
+    first check, so it replaces any other reason). Lines parsed one by one are marked malformed
+    already; those that are not UTF-8 get their reason here."""
+    if not index.in_place:  # ``lines`` holds every line (see :func:`_parse_line_by_line`)
+        con.execute(
+            f"""UPDATE v SET _reason = 'invalid_encoding', _field = 'line'
+                FROM lines l WHERE v.{ROW} = l.{ROW} AND l.invalid_utf8"""
+        )
     empty = " AND ".join(f"v_{f.name} IS NULL" for f in contract.fields) + " AND _products IS NULL"
     suspects = [r for (r,) in con.execute(f"SELECT {ROW} FROM v WHERE {empty} AND NOT _malformed").fetchall()]
     if suspects:
         register_lines(con, index, suspects)
         con.execute(
-            f"""UPDATE v SET _malformed = TRUE, _reason = 'malformed_json', _field = 'line'
-                FROM lines l WHERE v.{ROW} = l.{ROW}
-                AND NOT (json_valid(l.line) AND starts_with(ltrim(l.line), '{{'))"""
+            f"""UPDATE v SET _malformed = TRUE, _reason = {LINE_REASON}, _field = 'line'
+                FROM lines l WHERE v.{ROW} = l.{ROW} AND {MALFORMED_LINE}"""
         )
 
 
@@ -374,7 +413,8 @@ def _parse_line_by_line(con: duckdb.DuckDBPyConnection, path: Path, contract: Co
         f"""CREATE OR REPLACE TEMP TABLE raw AS
             SELECT {ROW}, NOT ok AS _malformed, {select}, CASE WHEN ok THEN {items} END AS _products
             FROM (SELECT {ROW}, ok, CASE WHEN ok THEN json_transform(line, '{structure}') END AS p
-                  FROM (SELECT {ROW}, line, json_valid(line) AND starts_with(ltrim(line), '{{') AS ok FROM lines))
+                  FROM (SELECT {ROW}, line, NOT invalid_utf8 AND json_valid(line)
+                                            AND starts_with(ltrim(line), '{{') AS ok FROM lines))
             ORDER BY {ROW}"""
     )
 

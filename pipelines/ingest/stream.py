@@ -34,7 +34,7 @@ from cip.contracts import Contract
 from pipelines.ingest import rules
 from pipelines.ingest import standardize as std
 from pipelines.ingest.nodes import Conversion, Lookup, StreamPlan
-from pipelines.ingest.readers import ROW, LineIndex, parse_view, register_lines
+from pipelines.ingest.readers import LINE_REASON, MALFORMED_LINE, ROW, LineIndex, parse_view, register_lines
 from pipelines.ingest.validate import duplicate_rows_sql, validation_sql
 
 #: String columns with at most this share of distinct values (in a sample) get a dictionary.
@@ -84,9 +84,9 @@ def _whole_file_checks(
     con: duckdb.DuckDBPyConnection, table: pa.Table, index: LineIndex, contract: Contract
 ) -> pa.Table:
     """``(_row, _reason, _field)`` of every rejected row, also left in table ``v`` for the
-    quarantine query: the query's row-local reasons, then ``malformed_json`` for all-NULL rows
-    whose line is not a JSON object (it replaces any other reason), then ``duplicate_key`` for
-    rows with no other reason."""
+    quarantine query: the query's row-local reasons, then ``invalid_encoding`` or
+    ``malformed_json`` for all-NULL rows whose line is not UTF-8 or not a JSON object (it replaces
+    any other reason), then ``duplicate_key`` for rows with no other reason."""
     rejected = table.select([ROW, "_reason", "_field", "_empty"]).filter(pc.is_valid(table["_reason"]))
     suspects = rejected.filter(pc.fill_null(rejected["_empty"], False))[ROW].to_pylist()
     con.register("rej_arrow", rejected)
@@ -95,9 +95,8 @@ def _whole_file_checks(
     if suspects:
         register_lines(con, index, suspects)
         con.execute(
-            """UPDATE v SET _reason = 'malformed_json', _field = 'line'
-               FROM lines l WHERE v._row = l._row
-               AND NOT (json_valid(l.line) AND starts_with(ltrim(l.line), '{'))"""
+            f"""UPDATE v SET _reason = {LINE_REASON}, _field = 'line'
+                FROM lines l WHERE v._row = l._row AND {MALFORMED_LINE}"""
         )
     key = table[contract.unique] if contract.unique else None
     if contract.unique:
