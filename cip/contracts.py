@@ -37,6 +37,9 @@ REASONS: dict[str, str] = {
     "invalid_value": "the value is not one of the allowed values",
     "invalid_int": "the value is not a whole number >= 1",
     "duplicate_key": "the record key was already seen in this file",
+    # not a quarantine reason: a row whose key a published batch already holds (a source with
+    # ``lake_unique``) is skipped and counted as a duplicate (rows in = accepted + quarantined +
+    # duplicates); the lake's raw copy of the file keeps it
 }
 
 
@@ -68,6 +71,9 @@ class Contract:
     require_any: tuple[tuple[str, ...], ...] = ()
     #: Field that must be unique within a file (duplicates are quarantined).
     unique: str | None = None
+    #: ``unique`` holds across files and runs too (Segment's ``messageId``): a row whose key is
+    #: already in the lake is skipped and counted, not ingested twice.
+    lake_unique: bool = False
     description: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -129,6 +135,7 @@ EVENTS = Contract(
     pattern="events/*.jsonl",
     format="jsonl",
     unique="message_id",
+    lake_unique=True,  # Segment dedupes on messageId: re-exports and overlapping backfills repeat it
     description="Segment-spec web/app events (identify, track, page, alias).",
     require_any=(("anonymous_id", "user_id"),),
     fields=(

@@ -57,6 +57,9 @@ class BatchRecord:
     tables: dict[str, int] = field(default_factory=dict)
     flagged: dict[str, int] = field(default_factory=dict)
     bytes: int = 0  # size of the raw file (0 in manifests written before it was recorded)
+    #: rows skipped because their key was already in the lake (rows in = accepted + quarantined
+    #: + duplicates)
+    duplicates: int = 0
 
 
 #: Folder of a staging folder (and of the lake) that holds the raw copies of source files.

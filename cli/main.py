@@ -98,14 +98,30 @@ def ingest(
         Path | None, typer.Option(help="Folder of raw files (default: generated raw folder).")
     ] = None,
 ) -> None:
-    """Validate, standardize and load raw channel files into the lake (idempotent)."""
-    from pipelines.ingest.pipeline import run
+    """Validate, standardize and load raw channel files into the lake (idempotent). Every file that
+    can be ingested is published, one batch per file; files that cannot are named, and the run
+    exits non-zero."""
+    from pipelines.ingest.pipeline import IncompleteIngestError, run
 
     s = _settings()
-    with progress_bar("ingest") as report:
-        result = run(s, source, progress=report)
+    try:
+        with progress_bar("ingest") as report:
+            result = run(s, source, progress=report)
+    except IncompleteIngestError as exc:
+        _print_ingest(exc.report)
+        raise
+    _print_ingest(result)
+
+
+def _print_ingest(result) -> None:  # noqa: ANN001 - pipelines.ingest.pipeline.IngestReport
+    """Totals per source, what was skipped as already in the lake, quarantine reasons, failures."""
     totals = result.totals()
-    print_frame(totals, title="ingestion (rows in = accepted + quarantined)")
+    print_frame(totals, title="ingestion (rows in = accepted + quarantined + duplicates)")
+    for source, skipped in totals.loc[totals["duplicates"] > 0, ["source", "duplicates"]].values:
+        console.print(
+            f"{source}: skipped {skipped:,} duplicates already in the lake "
+            "(same key in an earlier file or run; not ingested twice)"
+        )
     reasons: dict[tuple[str, str], int] = {}
     for f in result.ingested:
         for r, n in f.reasons.items():
@@ -117,6 +133,11 @@ def ingest(
             [{"source": k[0], "reason": k[1], "rows": v} for k, v in sorted(reasons.items())]
         )
         print_frame(frame, title="quarantined rows by reason (see lake table 'quarantine')")
+    if result.failed:
+        import pandas as pd
+
+        frame = pd.DataFrame([{"file": f.file, "error": f.error} for f in result.failed])
+        print_frame(frame, title="files not ingested (nothing of them was published)", max_rows=200)
 
 
 def _print_identity_quality(s: Settings) -> None:
@@ -580,6 +601,8 @@ def main() -> None:
         if _state["debug"]:
             raise
         console.print(f"[bold red]error:[/] {exc.message}")
+        for note in getattr(exc, "__notes__", ()):
+            console.print(f"[yellow]note:[/] {note}")
         if exc.fix:
             console.print(f"[yellow]fix:[/] {exc.fix}")
         sys.exit(exc.exit_code)
@@ -590,6 +613,8 @@ def main() -> None:
         if _state["debug"]:
             raise
         console.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: {exc}")
+        for note in getattr(exc, "__notes__", ()):
+            console.print(f"[yellow]note:[/] {note}")
         console.print("[yellow]rerun with `cip --debug ...` for the full traceback[/]")
         sys.exit(1)
 

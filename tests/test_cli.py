@@ -102,3 +102,40 @@ def test_broken_source_file_names_file_and_column(tmp_path):
         and "country" in result.stdout
         and "Traceback" not in result.stdout
     )
+
+
+def test_a_mixed_folder_publishes_every_good_file_and_says_what_happened(tmp_path):
+    """One broken file: the run publishes every other file, reports per file, exits non-zero;
+    repeated messageIds are skipped and counted, a binary line is quarantined with its number."""
+    import json
+
+    from cip.lake import Lake
+
+    raw = tmp_path / "raw"
+    (raw / "events").mkdir(parents=True)
+    (raw / "fx_rates.csv").write_text("date,currency,rate_to_base\n2024-01-01,EUR,1.10\n")
+    (raw / "crm_customers.csv").write_text("crm_id,first_name\nC1,Ann\n")  # required columns missing
+
+    def event(i: int) -> bytes:
+        record = {
+            "type": "page",
+            "messageId": f"m{i}",
+            "timestamp": "2024-01-02T12:00:00Z",
+            "anonymousId": "a",
+        }
+        return json.dumps(record).encode()
+
+    (raw / "events" / "2024-01.jsonl").write_bytes(b"\n".join([event(1), b"\xff\xfe\x00garbage", event(2)]))
+    (raw / "events" / "2024-02.jsonl").write_bytes(b"\n".join([event(2), event(3)]))  # m2 again
+    data = tmp_path / "data"
+    result = cip("ingest", "--source", str(raw), cwd=tmp_path, env={"CIP_DATA_DIR": str(data)})
+    out = result.stdout
+    assert result.returncode == 2, out + result.stderr
+    assert "Traceback" not in out + result.stderr
+    assert "1 of 4 file(s) not ingested" in out and "crm_customers.csv" in out and "were published" in out
+    assert "events: skipped 1 duplicates already in the lake" in out
+    lake = Lake(data / "lake")
+    assert [b.file_name for b in lake.batches()] == ["fx_rates.csv", "2024-01.jsonl", "2024-02.jsonl"]
+    q = lake.read("quarantine")
+    assert q[["source_file", "_row", "reason"]].values.tolist() == [["2024-01.jsonl", 2, "invalid_encoding"]]
+    assert sorted(lake.read("events")["message_id"]) == ["m1", "m2", "m3"]

@@ -152,7 +152,7 @@ def test_every_row_reconciles_and_reasons_are_exact(world):
     settings, raw = world
     report = run(settings, raw, now=NOW)
     for f in report.files:
-        assert f.rows_in == f.rows_accepted + f.rows_quarantined, f.file
+        assert f.rows_in == f.rows_accepted + f.rows_quarantined + f.duplicates, f.file
     q = quarantine(settings)
     got = q.groupby(["source", "reason"]).size().to_dict()
     assert got == {
@@ -270,11 +270,20 @@ def test_missing_required_column_stops_with_clear_message(world):
     with pytest.raises(SourceFileError) as err:
         run(settings, raw, now=NOW)
     assert "pos_transactions.csv" in str(err.value) and "unit_price" in str(err.value)
-    assert err.value.fix
-    # files before it were published, nothing of the broken file is
+    assert err.value.fix and "were published" in err.value.message
+    # every other file of the run is published (each one batch), nothing of the broken file is
+    report = err.value.report
+    assert [(Path(f.file).name, f.status) for f in report.files if f.status != "ingested"] == [
+        ("pos_transactions.csv", "failed")
+    ]
     lake = Lake(settings.lake_dir)
-    assert {b.source for b in lake.batches()} == {"fx_rates", "crm_customers"}
+    assert {b.source for b in lake.batches()} == {f.source for f in report.ingested} - {"pos_transactions"}
+    assert {"fx_rates", "crm_customers", "events"} <= {b.source for b in lake.batches()}
     assert not lake.has("pos_lines")
+    # once fixed, a rerun ingests only that file
+    (raw / "pos_transactions.csv").write_text(POS)
+    again = run(settings, raw, now=NOW)
+    assert [Path(f.file).name for f in again.ingested] == ["pos_transactions.csv"]
 
 
 def test_crash_mid_publish_leaves_previous_lake_intact(world, monkeypatch):

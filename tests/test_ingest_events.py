@@ -345,6 +345,39 @@ def test_line_index_finds_lines_when_reads_come_short(tmp_path):
     assert index.table(rows)["line"].to_pylist() == [lines[r - 1] for r in rows]
 
 
+def _order(i: int, **extra: object) -> dict:
+    items = [{"product_id": "SKU1", "category": "toys", "price": 5.0, "quantity": 1}] * 2
+    props = {"order_id": f"o{i}", "revenue": 10.0, "currency": "USD", "products": items}
+    return _event(i, type="track", event="Order Completed", properties=props) | extra
+
+
+@pytest.mark.parametrize("one_pass", [True, False])
+def test_message_ids_already_in_the_lake_are_skipped_across_files_and_runs(tmp_path, one_pass):
+    """Segment dedupes on messageId: a re-export or an overlapping backfill under another file name
+    repeats ids; they are skipped and counted, in the same run and in a later one."""
+    raw = tmp_path / "raw"
+    _write(raw, "2024-01.jsonl", [_event(1), _event(2), _order(3), _event(4), _event(5)])
+    _write(raw, "2024-01.reexport.jsonl", [_event(4), _event(5), _event(6), _event(6), _event(7)])
+    settings = Settings(data_dir=tmp_path / "data", ingest={"workers": 2, "one_pass": one_pass})
+    first = run(settings, raw, now=NOW)
+    lake = Lake(settings.lake_dir)
+    counts = [(f.rows_in, f.rows_accepted, f.rows_quarantined, f.duplicates) for f in first.ingested[1:]]
+    assert counts == [(5, 5, 0, 0), (5, 2, 1, 2)]  # m6 twice in one file: duplicate_key, as before
+    _write(raw, "backfill.jsonl", [_event(2), _order(3), _event(8), _event(7)])  # a later run
+    second = run(settings, raw, now=NOW)
+    (backfill,) = second.ingested
+    assert (backfill.rows_in, backfill.rows_accepted, backfill.duplicates) == (4, 1, 3)
+    assert backfill.tables == {"events": 1, "order_lines": 0}
+    events = lake.read("events")
+    assert sorted(events["message_id"]) == [f"m{i}" for i in range(1, 9)]
+    assert len(lake.read("order_lines")) == 2  # the repeated order's lines are not doubled
+    for batch in lake.batches():
+        assert batch.rows_in == batch.rows_accepted + batch.rows_quarantined + batch.duplicates
+    assert [b.duplicates for b in lake.batches()] == [0, 0, 2, 3]
+    assert (lake.batches()[-1].tables, lake.batches()[-1].rows_accepted) == (backfill.tables, 1)
+    assert all(f.status == "skipped" for f in run(settings, raw, now=NOW).files)
+
+
 @pytest.mark.parametrize("blank", [False, True], ids=["in place", "line by line"])
 @pytest.mark.parametrize("one_pass", [True, False])
 def test_a_line_that_is_not_utf8_is_quarantined_with_its_line_number(tmp_path, one_pass, blank):

@@ -34,16 +34,17 @@ def test_quarantine_matches_planted_errors_exactly(ingested_world):
 def test_every_file_reconciles(ingested_world):
     settings, report = ingested_world
     assert report.files and all(f.status == "ingested" for f in report.files)
-    for batch in Lake(settings.lake_dir).batches():
-        assert batch.rows_in == batch.rows_accepted + batch.rows_quarantined, batch.file_name
-        assert batch.rows_accepted == max(batch.tables.values()) or batch.source == "events"
+    for b in Lake(settings.lake_dir).batches():
+        assert b.rows_in == b.rows_accepted + b.rows_quarantined + b.duplicates, b.file_name
+        assert b.rows_accepted == max(b.tables.values()) or b.source == "events"
 
 
 def test_events_table_keeps_every_accepted_event(ingested_world):
     settings, report = ingested_world
     lake = Lake(settings.lake_dir)
     accepted = sum(f.rows_accepted for f in report.files if f.source == "events")
-    assert len(lake.read("events", ["message_id"])) == accepted
+    ids = lake.read("events", ["message_id"])["message_id"]
+    assert len(ids) == accepted and ids.is_unique
 
 
 def test_event_phones_are_read_in_the_device_locale_region(ingested_world):

@@ -7,6 +7,17 @@ and reason, standardize the rest, and publish the batch with the copy as its raw
 the rows and the raw copy thus describe the same bytes, even if the user's file changes meanwhile.
 The files of one source are staged by parallel workers (``ingest.workers``) and published one
 batch per file, in file order.
+
+A source whose key is unique across the lake (events: Segment's ``messageId``) skips, when its
+batch is published, the rows whose key an earlier batch or an earlier file of the run holds
+(``dedupe.py``); they are counted as duplicates.
+
+Publishing is per file: a run publishes every file it accepts. A file that cannot be ingested
+(unreadable, a required column missing, amounts without FX rates…) is not published, the run
+goes on with the other files, and at the end :class:`IncompleteIngestError` names each failed
+file and says that the others were published (a rerun skips them, by content hash). A failure
+that is not one file's (the lake is busy, its disk is full, a crash) stops the run; its error
+notes which files were published before it.
 """
 
 from __future__ import annotations
@@ -27,11 +38,12 @@ import pandas as pd
 import pyarrow as pa
 
 from cip.contracts import CONTRACTS, Contract
-from cip.errors import MissingInputError, SourceFileError
+from cip.errors import CipError, MissingInputError, SourceFileError
 from cip.lake import RAW, BatchRecord, Lake, file_sha256
 from cip.sql import literal_list, quote_ident, quote_literal
 from pipelines.ingest import rules, stream
 from pipelines.ingest.config import IngestSettings
+from pipelines.ingest.dedupe import LakeKeys
 from pipelines.ingest.nodes import NODES, STREAM_NODES, Context
 from pipelines.ingest.readers import (
     LineIndex,
@@ -52,7 +64,7 @@ Progress = Callable[[str, int, int], None]
 class FileReport:
     source: str
     file: str
-    status: str  # ingested | skipped
+    status: str  # ingested (published) | skipped (its content is in the lake) | failed (not published)
     rows_in: int = 0
     rows_accepted: int = 0
     rows_quarantined: int = 0
@@ -60,6 +72,23 @@ class FileReport:
     flagged: dict[str, int] = field(default_factory=dict)
     tables: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0  # wall time the file added to the run
+    duplicates: int = 0  # rows skipped: their key was already in the lake
+    error: str | None = None  # why a failed file was not published
+    fix: str | None = None
+
+
+TOTAL_COLUMNS = (
+    "source",
+    "files",
+    "skipped",
+    "failed",
+    "rows_in",
+    "accepted",
+    "quarantined",
+    "duplicates",
+    "seconds",
+    "rows_per_s",
+)
 
 
 @dataclass
@@ -70,35 +99,54 @@ class IngestReport:
     def ingested(self) -> list[FileReport]:
         return [f for f in self.files if f.status == "ingested"]
 
+    @property
+    def failed(self) -> list[FileReport]:
+        return [f for f in self.files if f.status == "failed"]
+
     def totals(self) -> pd.DataFrame:
+        """Per source: files (skipped: already in the lake; failed: not published), rows in =
+        accepted + quarantined + duplicates (skipped: key already in the lake)."""
         rows = [
             {
                 "source": f.source,
                 "files": 1,
                 "skipped": int(f.status == "skipped"),
+                "failed": int(f.status == "failed"),
                 "rows_in": f.rows_in,
                 "accepted": f.rows_accepted,
                 "quarantined": f.rows_quarantined,
+                "duplicates": f.duplicates,
                 "seconds": f.seconds,
             }
             for f in self.files
         ]
         if not rows:
-            return pd.DataFrame(
-                columns=[
-                    "source",
-                    "files",
-                    "skipped",
-                    "rows_in",
-                    "accepted",
-                    "quarantined",
-                    "seconds",
-                    "rows_per_s",
-                ]
-            )
+            return pd.DataFrame(columns=list(TOTAL_COLUMNS))
         totals = pd.DataFrame(rows).groupby("source", sort=False).sum().reset_index()
         rate = totals["rows_in"] / totals["seconds"].where(totals["seconds"] > 0)
         return totals.assign(rows_per_s=rate.round().astype("Int64"))
+
+
+class IncompleteIngestError(SourceFileError):
+    """Some files of a run could not be ingested; every other file was published. ``report``
+    has a row per file (status ``failed`` with its error for the ones not published)."""
+
+    def __init__(self, report: IngestReport) -> None:
+        self.report = report
+        failed = report.failed
+        published = len(report.ingested)
+        lines = "; ".join(str(f.error) for f in failed)  # each error names its file
+        kept = (
+            f"The other {published} new file(s) of the run were published"
+            if published
+            else "No other new file was published"
+        )
+        fixes = list(dict.fromkeys(f.fix for f in failed if f.fix))
+        CipError.__init__(
+            self,
+            f"{len(failed)} of {len(report.files)} file(s) not ingested — {lines}. {kept}, each as one batch",
+            fix="; ".join([*fixes, "then run `cip ingest` again: files already in the lake are skipped"]),
+        )
 
 
 def discover(source_dir: Path) -> list[tuple[Contract, Path]]:
@@ -405,6 +453,17 @@ def _memory_bytes() -> int:
         return 8 << 30
 
 
+def _skip_known(keys: LakeKeys, staged: _Staged) -> None:
+    """Drop the staged rows whose key the lake already holds; count them in report and record."""
+    assert staged.record is not None and staged.staging is not None
+    skipped = keys.skip_known(staged.staging / "tables", staged.record.batch_id)
+    if skipped.rows or skipped.tables:
+        for record in (staged.record, staged.report):
+            record.tables = {**record.tables, **skipped.tables}
+            record.rows_accepted -= skipped.rows
+            record.duplicates = skipped.rows
+
+
 def _ingest_source(
     lake: Lake,
     contract: Contract,
@@ -414,9 +473,12 @@ def _ingest_source(
     now: datetime,
     fx: pd.DataFrame,
     progress: Callable[[Path], None],
+    published: list[Path],
 ) -> list[FileReport]:
     """Ingest the files of one source: staged by parallel workers, published one by one in file
-    order (each file stays one atomic batch). A file's ``seconds`` is the wall time it added."""
+    order (each file stays one atomic batch; ``published`` gets each file as it is published).
+    A file that fails is reported and not published. A file's ``seconds`` is the wall time it
+    added."""
     cores = os.cpu_count() or 1
     largest = max((p.stat().st_size for p in paths), default=0)
     workers = plan_workers(cores, settings.ingest.workers, len(paths), largest, _memory_bytes())
@@ -447,13 +509,18 @@ def _ingest_source(
             raise
         return _Staged(report, record, staging)
 
+    keys = LakeKeys(lake, contract, contract.source) if contract.lake_unique else None
     reports: list[FileReport] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(stage, i, p) for i, p in enumerate(paths)]
         try:
             mark = time.perf_counter()
             for path, future in zip(paths, futures, strict=True):
-                staged = future.result()
+                try:
+                    staged = future.result()
+                except SourceFileError as exc:  # this file only: the others are still published
+                    failed = FileReport(contract.source, str(path), "failed", error=exc.message, fix=exc.fix)
+                    staged = _Staged(failed)
                 if staged.record is not None and staged.staging is not None:
                     try:
                         if staged.record.sha256 in lake.known_hashes():  # same content earlier in this run
@@ -461,7 +528,10 @@ def _ingest_source(
                                 source=contract.source, file=str(path), status="skipped"
                             )
                         else:
+                            if keys is not None:
+                                _skip_known(keys, staged)
                             lake.publish(staged.staging, staged.record)
+                            published.append(path)
                     finally:
                         lake.discard(staged.staging)
                 done = time.perf_counter()
@@ -491,6 +561,7 @@ def run(
     lake = Lake(settings.lake_dir)
     files = discover(source_dir)
     reports: list[FileReport] = []
+    published: list[Path] = []
     done = iter(range(1, len(files) + 1))
 
     def tick(path: Path) -> None:
@@ -498,16 +569,41 @@ def run(
         if progress:
             progress(path.name, step, len(files))
 
-    with lake.writing():  # one writer per lake; clears what a crashed run left in _staging
-        fx = _fx(lake)
-        for _, group in groupby(files, key=lambda cp: cp[0].source):
-            pairs = list(group)
-            contract = pairs[0][0]
-            reports += _ingest_source(
-                lake, contract, [p for _, p in pairs], settings=settings, now=now, fx=fx, progress=tick
-            )
-            if contract.source == "fx_rates":
-                fx = _fx(lake)
+    try:
+        with lake.writing():  # one writer per lake; clears what a crashed run left in _staging
+            fx = _fx(lake)
+            for _, group in groupby(files, key=lambda cp: cp[0].source):
+                pairs = list(group)
+                contract = pairs[0][0]
+                reports += _ingest_source(
+                    lake,
+                    contract,
+                    [p for _, p in pairs],
+                    settings=settings,
+                    now=now,
+                    fx=fx,
+                    progress=tick,
+                    published=published,
+                )
+                if contract.source == "fx_rates":
+                    fx = _fx(lake)
+    except BaseException as exc:
+        exc.add_note(_published_note(published))
+        raise
     if progress:
         progress("done", len(files), len(files))
-    return IngestReport(reports)
+    report = IngestReport(reports)
+    if report.failed:
+        raise IncompleteIngestError(report)
+    return report
+
+
+def _published_note(published: list[Path]) -> str:
+    """What a run that stopped had already published (each file is one complete batch)."""
+    if not published:
+        return "no file of this run was published: the lake is as it was"
+    names = ", ".join(p.name for p in published[:5]) + (" …" if len(published) > 5 else "")
+    return (
+        f"{len(published)} file(s) of this run were published before it stopped ({names}); they stay "
+        "in the lake, complete, and the next `cip ingest` skips them"
+    )
