@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -37,6 +38,24 @@ app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
 
 _state = {"debug": False}
+
+
+def _flags_without_type() -> None:
+    """``--help`` lists on/off flags (``--force / --no-force``) without a ``<bool>`` type column."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "_cip", False):
+        return
+
+    def display_type_rich(self, ctx):  # noqa: ANN001, ANN202 - typer's signature
+        return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+    display_type_rich._cip = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_without_type()
 
 
 @app.callback()
@@ -245,8 +264,30 @@ def profiles() -> None:
         pd.DataFrame({"table": list(result.tables), "rows": list(result.tables.values())}),
         title="profiles",
     )
-    for k, v in result.unattributed.items():
-        console.print(f"{k}: {v:,} (no identifier to attach them to)")
+    _explain_unattributed(s, result.unattributed)
+
+
+def _explain_unattributed(s: Settings, unattributed: dict[str, int]) -> None:
+    """Activity no customer owns, with its share and the reason."""
+    from cip.lake import Lake
+
+    for name, count in unattributed.items():
+        line = f"{name}: {count:,}"
+        if name == "pos_transactions_without_customer":
+            total = (
+                Lake(s.lake_dir)
+                .connect(["pos_lines"])
+                .execute("SELECT count(DISTINCT transaction_id) FROM pos_lines")
+                .fetchall()[0][0]
+            )
+            line += (
+                f" of {total:,} store transactions ({count / max(total, 1):.0%}) carry no loyalty card"
+                " (or one no customer holds): walk-in sales cannot be tied to a customer, so they stay"
+                " out of customer activity and features"
+            )
+        else:
+            line += " (no identifier to attach them to)"
+        console.print(line)
 
 
 def _print_result(result: object, title: str) -> None:
@@ -313,9 +354,28 @@ def features_materialize(
     """Load the latest snapshot of every (changed) customer into the online store."""
     from features.store import materialize
 
+    s = _settings()
     with progress_bar("materialize") as report:
-        result = materialize(_settings(), progress=report, full=full)
+        result = materialize(s, progress=report, full=full)
     _print_result(result, "materialization")
+    _explain_materialized(s, max((v.customers for v in result.views), default=0))
+
+
+def _explain_materialized(s: Settings, online: int) -> None:
+    """Why fewer customers have online features than there are profiles."""
+    from cip.lake import Lake
+
+    lake = Lake(s.lake_dir)
+    if not lake.has("profiles"):
+        return
+    profiles = lake.connect(["profiles"]).execute("SELECT count(*) FROM profiles").fetchall()[0][0]
+    line = f"{online:,} of {profiles:,} customers have online features"
+    if profiles > online:
+        line += (
+            f"; the other {profiles - online:,} profiles have no activity (orders, web/app events,"
+            " e-mails) before the snapshot, so there is nothing to serve for them"
+        )
+    console.print(line)
 
 
 def _date(text: str, option: str) -> date:
@@ -587,14 +647,24 @@ def settings() -> None:
     console.print_json(json.dumps(s.model_dump(mode="json")))
 
 
+class _NoteHandler(logging.Handler):
+    """Prints a warning of CIP's own loggers as a one-line note (not Python's raw log format)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        console.print(f"[yellow]note:[/] {record.getMessage()}", highlight=False)
+
+
 def main() -> None:
     """Entry point: user errors become one clear message and a non-zero exit."""
-    import logging
     import warnings
 
     warnings.filterwarnings("ignore", message=".*(Stream feature views|On demand feature view).*experimental")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     logging.getLogger("splink").setLevel(logging.ERROR)
+    for name in ("cip", "pipelines", "features", "training"):  # CIP's own warnings, as notes
+        logger = logging.getLogger(name)
+        logger.addHandler(_NoteHandler(logging.WARNING))
+        logger.propagate = False
     try:
         app()
     except CipError as exc:

@@ -310,7 +310,11 @@ def train(records: Records, config: MatchingConfig) -> dict[str, Any]:
         )
     ]
     if untrained:
-        logger.warning("some comparison levels kept default m/u (never observed in training): %s", untrained)
+        logger.warning(
+            "Splink: some levels of %s were never seen in training and keep Splink's default match "
+            "weights (m/u); matching works, those levels just count less precisely",
+            ", ".join(untrained),
+        )
     model[META_KEY] = {
         "format_version": MODEL_FORMAT_VERSION,
         "splink_version": splink.__version__,
