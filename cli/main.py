@@ -229,8 +229,10 @@ def identity_explain(
         if len(total) and len(probability):
             title += f" (total {total.iloc[0]:.1f}, p = {probability.iloc[0]:.6f})"
         print_frame(frame[cols], title=title)
-    if exp.path is not None:
+    if exp.path is not None and len(exp.path):
         print_frame(exp.path, title=f"path {a} → {b}")
+    elif exp.path is not None:
+        console.print(f"no path of accepted edges joins {a} and {b}")
 
 
 @identity_app.command("split")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from cip.errors import CipError
 from cip.lake import Lake
 from cli.settings import Settings
 from pipelines.identity.evaluate import evaluate, node_truth
@@ -92,6 +93,9 @@ def test_explain_shows_edges_and_match_weights(resolved_world, lake):
     roles = {w["role"] if "role" in w else w.get("comparison") for w in weights}
     assert {"first_name", "last_name", "birth_date"} <= roles
     assert exp.path is not None and len(exp.path) >= 1
+    # a path end that is not one of the customer's identifiers is a plain error, not silence
+    with pytest.raises(CipError, match="is not an identifier of"):
+        explain_customer(settings, customer, a="crm_id:nobody", b=prob["dst"].iloc[0])
 
 
 def test_split_is_honoured_and_recorded(private_world):

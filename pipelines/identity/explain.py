@@ -36,8 +36,16 @@ def explain_customer(
             f"customer '{customer_id}' is not in identity_map",
             fix="use a customer_id from the lake tables profiles or identity_map (e.g. DuckDB over data/lake/derived/profiles.parquet)",
         )
-    edges = lake.read("identity_edges")
     members = set(nodes["node"])
+    if bool(a) != bool(b):
+        raise CipError("--a and --b go together: a path needs both ends", fix="pass both, or neither")
+    for node in (a, b):
+        if node and node not in members:
+            raise CipError(
+                f"'{node}' is not an identifier of {customer_id}",
+                fix=f"pass two of the node keys `cip identity explain {customer_id}` lists (type:value, e.g. crm_id:C0000012)",
+            )
+    edges = lake.read("identity_edges")
     touching = edges[edges["src"].isin(members) | edges["dst"].isin(members)]
     accepted = touching[(touching["status"] == "accepted") & (touching["src"] != touching["dst"])]
     rejected = touching[touching["status"] != "accepted"]
