@@ -24,7 +24,8 @@ Example YAML::
 **Evidence.** Limits such as ``max_per_customer`` exist to stop a shared or dirty identifier from
 chaining strangers together; they must not refuse a link that strong, direct evidence supports.
 So the careful path first joins what strong evidence says is one person — a Splink pair of two
-accounts with probability >= ``strong_match_probability``, or a deterministic edge between two
+accounts with probability >= ``strong_match_probability`` on which none of ``strong_match_roles``
+(first name, last name, birth date) speaks against the match, or a deterministic edge between two
 identifiers whose rules say ``evidence: strong`` (never-link rules still hold). Each such group of
 k accounts counts as one account: it may hold up to ``max_per_customer + k - 1`` identifiers of
 each limited type (each extra record may bring its own e-mail, phone, card), so the limits never
@@ -171,6 +172,11 @@ class IdentityConfig(BaseModel):
     #: probabilistic edges at or above this are strong evidence: they join accounts whatever the
     #: per-customer limits say (None: no probabilistic edge is strong).
     strong_match_probability: float | None = Field(default=0.99, ge=0.0, le=1.0)
+    #: a probabilistic pair is strong evidence only if none of these roles speaks against it (a
+    #: negative match weight: the values differ beyond a typo). Juan and Susan Peters at one address
+    #: are not one person however much surname and address they share (the identity pipeline sets
+    #: the edges' ``contradicted``; such a pair still links, but meets the limits).
+    strong_match_roles: list[str] = Field(default_factory=lambda: ["first_name", "last_name", "birth_date"])
     #: the identifier type of accounts: a ``weak`` identifier never joins two customers holding one.
     account_type: IdentifierType = "crm_id"
     #: customers with more nodes than this are reported in ``Resolution.alarms``.

@@ -24,6 +24,10 @@ Pure functions over DataFrames (no I/O). :func:`resolve` runs, in order:
    customer. Every edge gets a ``rule`` naming the guard that cut it or the evidence that kept it;
 6. **stable ids** — see :mod:`pipelines.identity.graph_ids`.
 
+Edges may carry an optional boolean ``contradicted`` column: the matcher found the two records
+speaking against the match on a key field (``strong_match_roles``), so a probabilistic edge with it is
+never strong evidence, whatever its probability.
+
 Every node present in the edges and not blocked appears in ``identity_map`` (a node whose edges
 were all rejected is a customer of its own). Nodes of ``previous_map`` that no longer occur in the
 edges are not carried over: ``edges`` must be the full edge set, not an increment. The result does
@@ -88,6 +92,7 @@ def resolve(
     _require(edges, ["src", "dst", "edge_type"], "edges")
     n_rows = len(edges)
     prob = _probabilities(edges)
+    contradicted = _flags(edges, "contradicted")
     observed = _ns(edges["observed_at"]) if "observed_at" in edges else np.full(n_rows, gc.INT64_MAX)
     prev = _previous(previous_map)
     never = _never_link(never_link)
@@ -147,6 +152,7 @@ def resolve(
             node_prev,
             reason,
             limit_type,
+            contradicted,
         )
     cluster, firsts = gc.relabel_by_first_node(labels, members)
     clock.tick("careful_path")
@@ -185,7 +191,9 @@ def resolve(
     rejected = reason != 0
     out["status"] = np.array([ACCEPTED, REJECTED], dtype=object)[rejected.astype(np.int8)]
     out["reason"] = np.array(gc.REASONS, dtype=object)[reason]
-    out["rule"] = _rules(nodes, config, edges, reason, limit_type, src, dst, blocked, shared, prob)
+    out["rule"] = _rules(
+        nodes, config, edges, reason, limit_type, src, dst, blocked, shared, prob, contradicted
+    )
     out["customer_id"] = np.where(rejected, None, node_customer[s0])
 
     sizes = np.bincount(cluster[idx], minlength=len(firsts))
@@ -293,6 +301,7 @@ def _careful_path(
     node_prev: np.ndarray,
     reason: np.ndarray,
     limit_type: np.ndarray,
+    contradicted: np.ndarray,
 ) -> tuple[np.ndarray, int]:
     """Rebuild the flagged components by union-find; updates ``reason`` and ``limit_type`` (the
     node type code of the limit that refused a row, or that a strong row was kept past) in place."""
@@ -310,7 +319,7 @@ def _careful_path(
     edge_prio = np.array([config.edge_priority(t) for t in etypes], dtype=np.int64)[etype_codes]
     is_prob = np.isin(etype_codes, [i for i, t in enumerate(etypes) if t in config.probabilistic_edge_types])
     is_prob |= prob[rows] < 1.0
-    strong = _strong(nodes, config, u, v, prob[rows], is_prob)
+    strong = _strong(nodes, config, u, v, prob[rows], is_prob) & ~contradicted[rows]
     weak_types = np.array([_evidence(config, t) == "weak" for t in nodes.type_names], dtype=bool)
     weak = weak_types[nodes.type_code[u]] | weak_types[nodes.type_code[v]]
     newcomer = (node_prev[u] < 0) | (node_prev[u] != node_prev[v])  # not inside one previous customer
@@ -405,6 +414,7 @@ def _rules(
     blocked: np.ndarray,
     shared: np.ndarray,
     prob: np.ndarray,
+    contradicted: np.ndarray,
 ) -> np.ndarray:
     """The rule behind each edge's status: the guard that cut it, or the evidence that kept it."""
     n_rows = len(reason)
@@ -417,7 +427,7 @@ def _rules(
     is_prob = edges["edge_type"].astype(str).isin(config.probabilistic_edge_types).to_numpy() | (prob < 1.0)
     strong = np.zeros(n_rows, dtype=bool)
     ok = (src >= 0) & (dst >= 0)
-    strong[ok] = _strong(nodes, config, src[ok], dst[ok], prob[ok], is_prob[ok])
+    strong[ok] = _strong(nodes, config, src[ok], dst[ok], prob[ok], is_prob[ok]) & ~contradicted[ok]
     sp = config.strong_match_probability
     prob_text = f"strong_match p>={sp:g}" if sp is not None else ""
     out[strong & is_prob] = prob_text
@@ -489,6 +499,13 @@ def _flag_components(
         degree = np.bincount(key // n, minlength=nodes.n)
         flagged[labels[np.flatnonzero(degree >= 2)]] = True
     return flagged
+
+
+def _flags(edges: pd.DataFrame, column: str) -> np.ndarray:
+    """An optional boolean edge column (missing or null: False)."""
+    if column not in edges:
+        return np.zeros(len(edges), dtype=bool)
+    return edges[column].fillna(False).astype(bool).to_numpy()
 
 
 def _probabilities(edges: pd.DataFrame) -> np.ndarray:
