@@ -110,7 +110,7 @@ def run(
     )
     all_edges = pd.concat([det, prob], ignore_index=True) if len(prob) else det
     all_edges["contradicted"] = all_edges.get("contradicted", pd.Series(False, index=all_edges.index))
-    all_edges["contradicted"] = all_edges["contradicted"].fillna(False).astype(bool)
+    all_edges["contradicted"] = all_edges["contradicted"].astype("boolean").fillna(False).astype(bool)
     previous = lake.read("identity_map") if lake.has("identity_map") else None
     step("resolve clusters", 2, 4)
     result = resolve(
