@@ -224,11 +224,15 @@ def _assert_limits(res, cfg: IdentityConfig) -> None:
     strong = strong[strong["src"].str.startswith(acc) & strong["dst"].str.startswith(acc)]
     g = nx.Graph(strong[["src", "dst"]].itertuples(index=False, name=None))
     owner = res.identity_map.set_index("node")["customer_id"]
-    extra = pd.Series(
-        [len(c) - 1 for c in nx.connected_components(g)],
-        index=[owner[next(iter(c))] for c in nx.connected_components(g)],
-        dtype=np.int64,
-    ).groupby(level=0).sum()
+    extra = (
+        pd.Series(
+            [len(c) - 1 for c in nx.connected_components(g)],
+            index=[owner[next(iter(c))] for c in nx.connected_components(g)],
+            dtype=np.int64,
+        )
+        .groupby(level=0)
+        .sum()
+    )
     for rule in cfg.identifiers:
         if rule.max_per_customer is not None and rule.type in counts.index.get_level_values(1):
             per = counts.xs(rule.type, level=1)
