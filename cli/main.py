@@ -215,9 +215,13 @@ def identity_explain(
     exp = explain_customer(s, customer_id, a, b)
     print_frame(exp.nodes, title=f"identifiers of {customer_id}")
     cols = ["src", "dst", "edge_type", "source", "probability", "observed_at"]
-    print_frame(exp.accepted[cols], title="edges that joined them")
+    rule = ["rule"] if "rule" in exp.accepted.columns else []  # lakes written before rules had none
+    print_frame(exp.accepted[cols + rule], title="edges that joined them (rule: what kept the link)")
     if len(exp.rejected):
-        print_frame(exp.rejected[cols + ["reason"]].head(20), title="edges refused by guards")
+        print_frame(
+            exp.rejected[cols + ["reason", *rule]].head(20),
+            title="edges refused by guards (rule: what cut the link)",
+        )
     for (src, dst), weights in exp.match_weights.items():
         import pandas as pd
 

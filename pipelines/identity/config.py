@@ -16,6 +16,24 @@ Example YAML::
         max_per_customer: 3
         blocked_patterns: ['^(test|noemail)@']
         max_degree: {crm_id: 3}
+      - type: phone
+        priority: 4
+        evidence: weak            # a household phone attaches to a customer, never joins two
+    strong_match_probability: 0.99
+
+**Evidence.** Limits such as ``max_per_customer`` exist to stop a shared or dirty identifier from
+chaining strangers together; they must not refuse a link that strong, direct evidence supports.
+So the careful path first joins what strong evidence says is one person — a Splink pair of two
+accounts with probability >= ``strong_match_probability`` on which none of ``strong_match_roles``
+(first name, last name, birth date) speaks against the match, or a deterministic edge between two
+identifiers whose rules say ``evidence: strong`` (never-link rules still hold). Each such group of
+k accounts counts as one account: it may hold up to ``max_per_customer + k - 1`` identifiers of
+each limited type (each extra record may bring its own e-mail, phone, card), so the limits never
+cut it however many CRM records it has. Every other link is ``personal`` or ``weak`` evidence and
+meets the limits as before. An identifier with
+``evidence: weak`` (household phone, shared loyalty card) can attach to a customer but never joins
+two customers that each already hold an account (``account_type``): such a link is refused
+(``weak_identifier``) unless other evidence puts both sides in one customer anyway.
 
 A YAML or dict that gives ``identifiers`` replaces the whole default list (rules are not merged
 type by type), so list every identifier type that should keep a rule.
@@ -32,6 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from cip.settings import CoreSettings
 from pipelines.identity.matching_config import MatchingConfig
 
+Evidence = Literal["strong", "personal", "weak"]
 IdentifierType = Literal["crm_id", "email", "phone", "loyalty_id", "anonymous_id", "device_id", "record"]
 IDENTIFIER_TYPES: tuple[str, ...] = get_args(IdentifierType)
 
@@ -64,6 +83,10 @@ class IdentifierRule(BaseModel):
     #: neighbour type -> n: an identifier directly linked to more than n distinct neighbours of that
     #: type is *shared*: all its edges are rejected (``shared_identifier``) and it stands alone.
     max_degree: dict[IdentifierType, int] = Field(default_factory=dict)
+    #: ``strong``: a deterministic edge between two strong identifiers is direct evidence (limits do
+    #: not cut it); ``personal``: links meet the limits; ``weak``: shared by nature (household phone,
+    #: shop loyalty card) — it never joins two customers that each hold an account.
+    evidence: Evidence = "personal"
 
     @field_validator("blocked_patterns")
     @classmethod
@@ -87,8 +110,8 @@ class IdentifierRule(BaseModel):
 def default_identifier_rules() -> list[IdentifierRule]:
     """The shipped rules (see the module docstring for how to override them)."""
     return [
-        IdentifierRule(type="crm_id", priority=1, max_per_customer=2),
-        IdentifierRule(type="loyalty_id", priority=2, max_per_customer=1),
+        IdentifierRule(type="crm_id", priority=1, max_per_customer=2, evidence="strong"),
+        IdentifierRule(type="loyalty_id", priority=2, max_per_customer=1, evidence="weak"),
         IdentifierRule(
             type="email",
             priority=3,
@@ -108,6 +131,7 @@ def default_identifier_rules() -> list[IdentifierRule]:
                 r"^\+?(0123456789|1234567890|123456789)$",  # keyboard runs
             ],
             max_degree={"crm_id": 3},
+            evidence="weak",
         ),
         IdentifierRule(type="anonymous_id", priority=5, max_degree={"crm_id": 1}),
         IdentifierRule(type="device_id", priority=6, max_degree={"anonymous_id": 4}),
@@ -145,6 +169,16 @@ class IdentityConfig(BaseModel):
     prefer_previous_links: bool = True
     #: edges whose ``probability`` is below this are rejected (``below_threshold``).
     probabilistic_threshold: float = Field(default=0.9, ge=0.0, le=1.0)
+    #: probabilistic edges at or above this are strong evidence: they join accounts whatever the
+    #: per-customer limits say (None: no probabilistic edge is strong).
+    strong_match_probability: float | None = Field(default=0.99, ge=0.0, le=1.0)
+    #: a probabilistic pair is strong evidence only if none of these roles speaks against it (a
+    #: negative match weight: the values differ beyond a typo). Juan and Susan Peters at one address
+    #: are not one person however much surname and address they share (the identity pipeline sets
+    #: the edges' ``contradicted``; such a pair still links, but meets the limits).
+    strong_match_roles: list[str] = Field(default_factory=lambda: ["first_name", "last_name", "birth_date"])
+    #: the identifier type of accounts: a ``weak`` identifier never joins two customers holding one.
+    account_type: IdentifierType = "crm_id"
     #: customers with more nodes than this are reported in ``Resolution.alarms``.
     cluster_size_alarm: int = Field(default=50, ge=1)
     id_prefix: str = Field(default="cus_", min_length=1)

@@ -96,10 +96,18 @@ def crm_match_records(con: duckdb.DuckDBPyConnection, shared_above: int = 3) -> 
     return records
 
 
-def probabilistic_edges(pairs: pd.DataFrame, observed_at: pd.Timestamp) -> pd.DataFrame:
-    """Matched CRM record pairs → ``probabilistic`` edges carrying their match probability."""
+def probabilistic_edges(
+    pairs: pd.DataFrame, observed_at: pd.Timestamp, strong_roles: list[str] | tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Matched CRM record pairs → ``probabilistic`` edges carrying their match probability, and
+    ``contradicted``: one of ``strong_roles`` speaks against the match (its match weight is
+    negative: the values differ beyond a typo), so the resolver does not take it as strong evidence."""
     if pairs.empty:
-        return pd.DataFrame(columns=EDGE_COLUMNS)
+        return pd.DataFrame(columns=[*EDGE_COLUMNS, "contradicted"])
+    contradicted = pd.Series(False, index=pairs.index)
+    for role in strong_roles:
+        if f"mw_{role}" in pairs:
+            contradicted |= pairs[f"mw_{role}"].fillna(0.0) < 0
     return pd.DataFrame(
         {
             "src": "crm_id:" + pairs["record_id_l"].astype(str),
@@ -108,5 +116,6 @@ def probabilistic_edges(pairs: pd.DataFrame, observed_at: pd.Timestamp) -> pd.Da
             "source": "splink",
             "probability": pairs["match_probability"].astype(float),
             "observed_at": observed_at,
+            "contradicted": contradicted.to_numpy(dtype=bool),
         }
-    )[EDGE_COLUMNS]
+    )[[*EDGE_COLUMNS, "contradicted"]]

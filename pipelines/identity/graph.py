@@ -9,14 +9,24 @@ Pure functions over DataFrames (no I/O). :func:`resolve` runs, in order:
 3. **threshold** — edges whose ``probability`` is below ``probabilistic_threshold`` are rejected
    (``below_threshold``; deterministic edges carry 1.0, a missing probability counts as 1.0);
 4. **components** — scipy connected components over integer-coded nodes (vectorised);
-5. **careful path** — only components that break a ``max_per_customer`` limit or hold a never-link
-   pair are rebuilt by a union-find that adds unique node pairs strongest first (edge-type priority,
-   then the weaker and the stronger endpoint's identifier priority, deterministic before
-   probabilistic, higher probability, earlier ``observed_at``, node keys) and refuses any union that
-   would join a never-link pair (``never_link``) or exceed a limit (``limit_exceeded``). With
-   ``prefer_previous_links`` (default) pairs inside one previous customer go first, so appended
-   data cannot reshuffle an existing customer;
+5. **careful path** — only components that break a ``max_per_customer`` limit, hold a never-link
+   pair or a weak identifier (``evidence: weak``) linked to two accounts are rebuilt by a union-find
+   that adds unique node pairs strongest first: strong evidence first (a probabilistic pair at or
+   above ``strong_match_probability``, or a deterministic pair of two ``strong`` identifiers), then
+   edge-type priority, the weaker and the stronger endpoint's identifier priority, deterministic
+   before probabilistic, higher probability, earlier ``observed_at``, node keys. It refuses any
+   union that would join a never-link pair (``never_link``); strong evidence is joined whatever the
+   limits say, and each group of k strongly matched accounts counts as one account (its allowance of
+   every limited type grows by k - 1); other unions that exceed a limit are refused
+   (``limit_exceeded``), and a weak identifier never joins two sides that each hold an account
+   (``weak_identifier``). With ``prefer_previous_links`` (default) pairs inside one previous
+   customer go first (after strong evidence), so appended data cannot reshuffle an existing
+   customer. Every edge gets a ``rule`` naming the guard that cut it or the evidence that kept it;
 6. **stable ids** — see :mod:`pipelines.identity.graph_ids`.
+
+Edges may carry an optional boolean ``contradicted`` column: the matcher found the two records
+speaking against the match on a key field (``strong_match_roles``), so a probabilistic edge with it is
+never strong evidence, whatever its probability.
 
 Every node present in the edges and not blocked appears in ``identity_map`` (a node whose edges
 were all rejected is a customer of its own). Nodes of ``previous_map`` that no longer occur in the
@@ -53,7 +63,9 @@ class Resolution:
 
     #: node, node_type, customer_id, first_seen — one row per resolved node, sorted by node.
     identity_map: pd.DataFrame
-    #: the input edges (same rows, same order) plus status, reason, customer_id.
+    #: the input edges (same rows, same order) plus status, reason, rule, customer_id. ``rule`` names
+    #: the guard that cut the edge (``crm_id.max_per_customer=2``, ``phone.evidence=weak``, ...) or
+    #: what kept it (``strong_match p>=0.99``, ``within limits``).
     edges: pd.DataFrame
     #: run_id, event (create/merge/split), customer_id, other_customer_id, n_nodes.
     history: pd.DataFrame
@@ -80,6 +92,7 @@ def resolve(
     _require(edges, ["src", "dst", "edge_type"], "edges")
     n_rows = len(edges)
     prob = _probabilities(edges)
+    contradicted = _flags(edges, "contradicted")
     observed = _ns(edges["observed_at"]) if "observed_at" in edges else np.full(n_rows, gc.INT64_MAX)
     prev = _previous(previous_map)
     never = _never_link(never_link)
@@ -114,8 +127,9 @@ def resolve(
     members = present & ~blocked
     clock.tick("components")
 
-    flagged = _flag_components(nodes, config, labels, members, nl_a, nl_b)
+    flagged = _flag_components(nodes, config, labels, members, nl_a, nl_b, src[cand], dst[cand])
     n_slow_edges = 0
+    limit_type = np.full(n_rows, -1, dtype=np.int64)  # node type code behind a limit decision
     if flagged.any():
         node_prev = np.full(n, -1, dtype=np.int64)
         if config.prefer_previous_links:
@@ -137,6 +151,8 @@ def resolve(
             nl_b,
             node_prev,
             reason,
+            limit_type,
+            contradicted,
         )
     cluster, firsts = gc.relabel_by_first_node(labels, members)
     clock.tick("careful_path")
@@ -175,6 +191,9 @@ def resolve(
     rejected = reason != 0
     out["status"] = np.array([ACCEPTED, REJECTED], dtype=object)[rejected.astype(np.int8)]
     out["reason"] = np.array(gc.REASONS, dtype=object)[reason]
+    out["rule"] = _rules(
+        nodes, config, edges, reason, limit_type, src, dst, blocked, shared, prob, contradicted
+    )
     out["customer_id"] = np.where(rejected, None, node_customer[s0])
 
     sizes = np.bincount(cluster[idx], minlength=len(firsts))
@@ -281,8 +300,11 @@ def _careful_path(
     nl_b: np.ndarray,
     node_prev: np.ndarray,
     reason: np.ndarray,
+    limit_type: np.ndarray,
+    contradicted: np.ndarray,
 ) -> tuple[np.ndarray, int]:
-    """Rebuild the flagged components by union-find; updates ``reason`` in place."""
+    """Rebuild the flagged components by union-find; updates ``reason`` and ``limit_type`` (the
+    node type code of the limit that refused a row, or that a strong row was kept past) in place."""
     slow_node = members & flagged[labels]
     slow_idx = np.flatnonzero(slow_node)
     local = np.full(nodes.n, -1, dtype=np.int64)
@@ -297,10 +319,13 @@ def _careful_path(
     edge_prio = np.array([config.edge_priority(t) for t in etypes], dtype=np.int64)[etype_codes]
     is_prob = np.isin(etype_codes, [i for i, t in enumerate(etypes) if t in config.probabilistic_edge_types])
     is_prob |= prob[rows] < 1.0
+    strong = _strong(nodes, config, u, v, prob[rows], is_prob) & ~contradicted[rows]
+    weak_types = np.array([_evidence(config, t) == "weak" for t in nodes.type_names], dtype=bool)
+    weak = weak_types[nodes.type_code[u]] | weak_types[nodes.type_code[v]]
     newcomer = (node_prev[u] < 0) | (node_prev[u] != node_prev[v])  # not inside one previous customer
     # the small integer keys, most significant first, packed into one int64 "class" key
     cls = np.zeros(len(rows), dtype=np.int64)
-    for key in (newcomer, edge_prio, np.maximum(pu, pv), np.minimum(pu, pv), is_prob):
+    for key in (~strong, newcomer, edge_prio, np.maximum(pu, pv), np.minimum(pu, pv), is_prob):
         codes, _ = pd.factorize(key, sort=True)
         cls = cls * (int(codes.max()) + 1 if len(codes) else 1) + codes
     k = np.int64(len(slow_idx))
@@ -329,18 +354,109 @@ def _careful_path(
     ok &= (la >= 0) & (lb >= 0) & (la != lb)
     never_pairs = np.stack([la[ok], lb[ok]], axis=1) if ok.any() else np.zeros((0, 2), dtype=np.int64)
 
-    roots, decision = gc.careful_union(
-        len(slow_idx), local[u[unique_rows]], local[v[unique_rows]], type_counts, limits, never_pairs
+    account_code = (
+        nodes.type_names.index(config.account_type) if config.account_type in nodes.type_names else -1
+    )
+    roots, decision, which = gc.careful_union(
+        len(slow_idx),
+        local[u[unique_rows]],
+        local[v[unique_rows]],
+        type_counts,
+        limits,
+        never_pairs,
+        strong=strong[unique_rows],
+        weak=weak[unique_rows],
+        accounts=nodes.type_code[slow_idx] == account_code,
     )
     pair_unique = pair[unique_rows]
     by_value = np.argsort(pair_unique)
     pos = np.searchsorted(pair_unique[by_value], pair)
     row_decision = decision[by_value][pos]
     reason[rows] = np.where(row_decision != 0, row_decision, reason[rows])
+    limited_codes = np.array([tc for tc, _ in limited] + [-1], dtype=np.int64)
+    limit_type[rows] = limited_codes[which[by_value][pos]]  # -1 indexes the trailing -1
 
     new_labels = labels.copy()
     new_labels[slow_idx] = labels.max() + 1 + roots
     return new_labels, len(rows)
+
+
+def _evidence(config: IdentityConfig, type_name: str) -> str:
+    rule = config.rule(type_name)
+    return rule.evidence if rule is not None else "personal"
+
+
+def _strong(
+    nodes: gc.NodeTable,
+    config: IdentityConfig,
+    u: np.ndarray,
+    v: np.ndarray,
+    prob: np.ndarray,
+    is_prob: np.ndarray,
+) -> np.ndarray:
+    """Edges that are strong evidence: probabilistic at or above ``strong_match_probability``, or
+    deterministic between two identifiers whose rules say ``evidence: strong``."""
+    strong_types = np.array([_evidence(config, t) == "strong" for t in nodes.type_names], dtype=bool)
+    det = ~is_prob & strong_types[nodes.type_code[u]] & strong_types[nodes.type_code[v]]
+    if config.strong_match_probability is None:
+        return det
+    return det | (is_prob & (prob >= config.strong_match_probability))
+
+
+def _rules(
+    nodes: gc.NodeTable,
+    config: IdentityConfig,
+    edges: pd.DataFrame,
+    reason: np.ndarray,
+    limit_type: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    blocked: np.ndarray,
+    shared: np.ndarray,
+    prob: np.ndarray,
+    contradicted: np.ndarray,
+) -> np.ndarray:
+    """The rule behind each edge's status: the guard that cut it, or the evidence that kept it."""
+    n_rows = len(reason)
+    names = np.array(nodes.type_names + [""], dtype=object)
+    s0, d0 = np.maximum(src, 0), np.maximum(dst, 0)
+    src_type = np.where(src >= 0, nodes.type_code[s0], -1)
+    dst_type = np.where(dst >= 0, nodes.type_code[d0], -1)
+    out = np.full(n_rows, "within limits", dtype=object)
+    out[src == dst] = "lone identifier"
+    is_prob = edges["edge_type"].astype(str).isin(config.probabilistic_edge_types).to_numpy() | (prob < 1.0)
+    strong = np.zeros(n_rows, dtype=bool)
+    ok = (src >= 0) & (dst >= 0)
+    strong[ok] = _strong(nodes, config, src[ok], dst[ok], prob[ok], is_prob[ok]) & ~contradicted[ok]
+    sp = config.strong_match_probability
+    prob_text = f"strong_match p>={sp:g}" if sp is not None else ""
+    out[strong & is_prob] = prob_text
+    out[strong & ~is_prob] = "strong identifiers"
+    kept = (reason == 0) & strong & (limit_type >= 0)
+    for code in np.unique(limit_type[kept]):
+        rule = config.rule(names[code])
+        sel = kept & (limit_type == code)
+        out[sel] = out[sel] + f" (kept past {names[code]}.max_per_customer={rule.max_per_customer})"
+    out[reason == gc.INVALID_NODE] = "invalid_node"
+    for code, what in ((gc.BLOCKED_VALUE, "blocked_patterns"), (gc.SHARED_IDENTIFIER, "max_degree")):
+        flag = blocked if code == gc.BLOCKED_VALUE else shared
+        sel = reason == code
+        culprit = np.where(flag[s0], src_type, dst_type)
+        out[sel] = [f"{names[t]}.{what}" for t in culprit[sel].tolist()]
+    out[reason == gc.BELOW_THRESHOLD] = f"probabilistic_threshold={config.probabilistic_threshold:g}"
+    out[reason == gc.NEVER_LINK] = "never_link"
+    sel = reason == gc.LIMIT_EXCEEDED
+    out[sel] = [
+        f"{names[t]}.max_per_customer={config.rule(names[t]).max_per_customer}"
+        if t >= 0
+        else "max_per_customer"
+        for t in limit_type[sel].tolist()
+    ]
+    weak_types = np.array([_evidence(config, t) == "weak" for t in nodes.type_names] + [False], dtype=bool)
+    sel = reason == gc.WEAK_IDENTIFIER
+    culprit = np.where(weak_types[src_type], src_type, dst_type)
+    out[sel] = [f"{names[t]}.evidence=weak" for t in culprit[sel].tolist()]
+    return out
 
 
 def _flag_components(
@@ -350,8 +466,11 @@ def _flag_components(
     members: np.ndarray,
     nl_a: np.ndarray,
     nl_b: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
 ) -> np.ndarray:
-    """Components that break a per-customer limit or hold a never-link pair."""
+    """Components that break a per-customer limit, hold a never-link pair, or hold a weak
+    identifier linked to two or more accounts (``src``/``dst``: the candidate edges)."""
     n_labels = int(labels.max()) + 1 if len(labels) else 0
     flagged = np.zeros(n_labels, dtype=bool)
     for rule in config.identifiers:
@@ -365,7 +484,28 @@ def _flag_components(
     a, b = nl_a[ok], nl_b[ok]
     ok = members[a] & members[b] & (a != b) & (labels[a] == labels[b])
     flagged[labels[a[ok]]] = True
+    weak = [
+        nodes.type_names.index(r.type)
+        for r in config.identifiers
+        if r.evidence == "weak" and r.type in nodes.type_names
+    ]
+    if weak and config.account_type in nodes.type_names and len(src):
+        account = nodes.type_names.index(config.account_type)
+        ts, td = nodes.type_code[src], nodes.type_code[dst]
+        fwd = np.isin(ts, weak) & (td == account)
+        bwd = np.isin(td, weak) & (ts == account)
+        n = np.int64(nodes.n)
+        key = gc.sorted_unique(np.concatenate([src[fwd] * n + dst[fwd], dst[bwd] * n + src[bwd]]))
+        degree = np.bincount(key // n, minlength=nodes.n)
+        flagged[labels[np.flatnonzero(degree >= 2)]] = True
     return flagged
+
+
+def _flags(edges: pd.DataFrame, column: str) -> np.ndarray:
+    """An optional boolean edge column (missing or null: False)."""
+    if column not in edges:
+        return np.zeros(len(edges), dtype=bool)
+    return edges[column].fillna(False).astype(bool).to_numpy()
 
 
 def _probabilities(edges: pd.DataFrame) -> np.ndarray:

@@ -33,6 +33,7 @@ SHARED_IDENTIFIER = 3
 BELOW_THRESHOLD = 4
 NEVER_LINK = 5
 LIMIT_EXCEEDED = 6
+WEAK_IDENTIFIER = 7
 REASONS: tuple[str | None, ...] = (
     None,
     "invalid_node",
@@ -41,6 +42,7 @@ REASONS: tuple[str | None, ...] = (
     "below_threshold",
     "never_link",
     "limit_exceeded",
+    "weak_identifier",
 )
 
 
@@ -242,19 +244,34 @@ def careful_union(
     type_counts: np.ndarray,
     limits: np.ndarray,
     never_pairs: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
+    strong: np.ndarray | None = None,
+    weak: np.ndarray | None = None,
+    accounts: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Union-find over pre-ordered unique edges, refusing unions that break a constraint.
 
     ``u``/``v``: local node ids of unique node pairs, strongest first. ``type_counts``: (n_local, m)
     counts of each limited identifier type per node, ``limits``: (m,) max per customer.
-    ``never_pairs``: (p, 2) local ids that must stay apart. Returns (root of each local node,
-    reason code per pair: ACCEPTED, NEVER_LINK or LIMIT_EXCEEDED).
+    ``never_pairs``: (p, 2) local ids that must stay apart. ``strong`` (per pair): direct evidence
+    — each strong join of two account-holding sides (``accounts``: 1 for account nodes) raises the
+    joined customer's allowance of every limited type by one, so a group of k strongly matched
+    accounts counts as one account and the limits never cut it. ``weak`` (per pair): the pair goes
+    through a weak identifier, which never joins two sides that each hold an account
+    (``accounts``: 1 for account nodes). Returns (root of each local node, reason code per pair:
+    ACCEPTED, NEVER_LINK, LIMIT_EXCEEDED or WEAK_IDENTIFIER, and per pair the index of the limited
+    type that refused it — or, for an accepted strong pair, that it was kept past — else -1). A
+    weak pair refused while its two ends still end up in one customer is reported accepted.
     """
+    n_pairs = len(u)
+    strong_l = strong.tolist() if strong is not None else [False] * n_pairs
+    weak_l = weak.tolist() if weak is not None else [False] * n_pairs
+    acc: list[int] = accounts.astype(np.int64).tolist() if accounts is not None else [0] * n_local
     parent = list(range(n_local))
     size = [1] * n_local
+    extra = [0] * n_local  # strong joins of account-holding sides inside each root
     # Per-root counts of the limited types packed in one Python int, FIELD bits per type. Adding
     # OFFSET sets a field's top bit exactly when that field's count exceeds its limit, so a whole
-    # limit check is one add and one and.
+    # limit check is one add and one and; a root's allowance is raised by subtracting extra * ONES.
     m = type_counts.shape[1]
     field = 40
     packed_counts = type_counts.astype(object) << np.array([field * j for j in range(m)], dtype=object)
@@ -262,6 +279,7 @@ def careful_union(
     top = (1 << (field - 1)) - 1
     offset = sum((top - int(limits[j])) << (field * j) for j in range(m))
     high = sum(1 << (field * j + field - 1) for j in range(m))
+    ones = sum(1 << (field * j) for j in range(m))
     partners: dict[int, set[int]] = {}
     members: dict[int, set[int]] = {}
     for a, b in never_pairs.tolist():
@@ -270,7 +288,11 @@ def careful_union(
         members.setdefault(a, {a})
         members.setdefault(b, {b})
 
-    decision = [ACCEPTED] * len(u)
+    def broken_type(bits: int) -> int:
+        return (bits & -bits).bit_length() // field - 1 if bits else -1
+
+    decision = [ACCEPTED] * n_pairs
+    limit_type = [-1] * n_pairs
     for i, (a, b) in enumerate(zip(u.tolist(), v.tolist(), strict=True)):
         ra = a
         while parent[ra] != ra:  # path halving
@@ -287,15 +309,26 @@ def careful_union(
             if pa_ is not None and rb in members and not pa_.isdisjoint(members[rb]):
                 decision[i] = NEVER_LINK
                 continue
+        both_accounts = acc[ra] > 0 and acc[rb] > 0
+        grow = 1 if strong_l[i] and both_accounts else 0
+        if weak_l[i] and both_accounts and not strong_l[i]:
+            decision[i] = WEAK_IDENTIFIER
+            continue
         if m:
             total = counts[ra] + counts[rb]
-            if (total + offset) & high:
+            bits = (total + offset - (extra[ra] + extra[rb] + grow) * ones) & high
+            if bits:
                 decision[i] = LIMIT_EXCEEDED
+                limit_type[i] = broken_type(bits)
                 continue
+            if grow:  # the limit, counted in plain identifiers, that this strong link was kept past
+                limit_type[i] = broken_type((total + offset) & high)
         if size[ra] < size[rb]:
             ra, rb = rb, ra
         parent[rb] = ra
         size[ra] += size[rb]
+        acc[ra] += acc[rb]
+        extra[ra] += extra[rb] + grow
         if m:
             counts[ra] = total
         if rb in partners:
@@ -311,4 +344,9 @@ def careful_union(
         if np.array_equal(nxt, roots):
             break
         roots = nxt
-    return roots, np.array(decision, dtype=np.int8)
+    out = np.array(decision, dtype=np.int8)
+    refused_weak = np.flatnonzero(out == WEAK_IDENTIFIER)
+    if len(refused_weak):  # other evidence joined them anyway: the link agrees with the customer
+        same = roots[u[refused_weak]] == roots[v[refused_weak]]
+        out[refused_weak[same]] = ACCEPTED
+    return roots, out, np.array(limit_type, dtype=np.int64)

@@ -105,8 +105,12 @@ def run(
     if "crm_customers" in tables:
         step("probabilistic matching (Splink)", 1, 4)
         pairs = match_crm_records(settings, edge_nodes.crm_match_records(con), retrain=retrain)
-    prob = edge_nodes.probabilistic_edges(pairs, pd.Timestamp(datetime.now(UTC)))
+    prob = edge_nodes.probabilistic_edges(
+        pairs, pd.Timestamp(datetime.now(UTC)), settings.identity.strong_match_roles
+    )
     all_edges = pd.concat([det, prob], ignore_index=True) if len(prob) else det
+    all_edges["contradicted"] = all_edges.get("contradicted", pd.Series(False, index=all_edges.index))
+    all_edges["contradicted"] = all_edges["contradicted"].astype("boolean").fillna(False).astype(bool)
     previous = lake.read("identity_map") if lake.has("identity_map") else None
     step("resolve clusters", 2, 4)
     result = resolve(

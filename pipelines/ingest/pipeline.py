@@ -352,7 +352,8 @@ def stage_file(
     returns its report and manifest record."""
     path, sha, index = snapshot.source, snapshot.sha256, snapshot.index
     batch_id = f"{contract.source}-{sha[:16]}"
-    known = set(settings.ingest.currencies)
+    rated = {c for c in fx["currency"].dropna().str.upper() if len(c) == 3 and c.isalpha()}
+    known = set(settings.ingest.currencies) | rated  # any ISO-4217 code with a rate
     limit = pd.Timestamp(now).tz_convert("UTC") + pd.Timedelta(hours=settings.ingest.future_tolerance_hours)
     job = _Staging(
         contract=contract,
@@ -370,7 +371,17 @@ def stage_file(
     with _database(threads).cursor() as con:  # its temp tables and views go with it
         rules.prepare(con)
         rules.register_fx(con, fx, settings.base_currency)
-        rows_in = index.count if index is not None else load_csv(con, snapshot.path, contract, name=path)
+        rows_in = (
+            index.count
+            if index is not None
+            else load_csv(
+                con,
+                snapshot.path,
+                contract,
+                name=path,
+                columns=settings.ingest.column_map.get(contract.source),
+            )
+        )
         staged = None
         if (
             index is not None

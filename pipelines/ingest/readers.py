@@ -22,30 +22,41 @@ import pyarrow.csv as pacsv
 
 from cip.contracts import Contract
 from cip.errors import CipError, SourceFileError
-from cip.sql import quote_literal
+from cip.sql import quote_ident, quote_literal
 
 ROW = "_row"  # 1-based record number in the file (header excluded; = line number for JSONL)
 
 
 def load_csv(
-    con: duckdb.DuckDBPyConnection, path: Path, contract: Contract, *, name: Path | None = None
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    contract: Contract,
+    *,
+    name: Path | None = None,
+    columns: dict[str, str] | None = None,
 ) -> int:
     """Create ``raw`` from a CSV file (``name``: the file errors name, if ``path`` is a copy);
-    returns the row count."""
+    ``columns`` maps the file's own header names to contract fields (``ingest.column_map``).
+    Returns the row count."""
     name = name or path
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:
             header = [h.strip().strip('"') for h in fh.readline().rstrip("\r\n").split(",")]
     except (OSError, UnicodeDecodeError) as exc:
         raise SourceFileError(
             name, f"cannot be read ({exc})", fix="check the file exists and is UTF-8 CSV"
         ) from exc
-    missing = [c for c in contract.required_columns if c not in header]
+    columns = columns or {}
+    field_of = {h: columns.get(h, h) for h in header}  # file header -> contract field
+    present = set(field_of.values())
+    missing = [c for c in contract.required_columns if c not in present]
     if missing:
+        mapped = f" (after ingest.column_map {columns})" if columns else ""
         raise SourceFileError(
             name,
-            f"missing required column(s) {', '.join(missing)} for source '{contract.source}'",
-            fix=f"export the file with columns {', '.join(f.name for f in contract.fields)} (see docs/sources.md)",
+            f"missing required column(s) {', '.join(missing)} for source '{contract.source}'{mapped}",
+            fix=f"export the file with columns {', '.join(f.name for f in contract.fields)}, or map your"
+            " header names in ingest.column_map (see docs/sources.md)",
         )
     try:
         table = pacsv.read_csv(
@@ -63,7 +74,15 @@ def load_csv(
         ) from exc
     table = table.append_column(ROW, pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64)))
     con.register("raw_arrow", table)  # scanned in place: not copied into a DuckDB table
-    cols = [f'"{f.name}"' if f.name in header else f'NULL::VARCHAR AS "{f.name}"' for f in contract.fields]
+    source_of = {}  # contract field -> the file's column (the first one mapped to it)
+    for h in header:
+        source_of.setdefault(field_of[h], h)
+    cols = [
+        f'{quote_ident(source_of[f.name])} AS "{f.name}"'
+        if f.name in source_of
+        else f'NULL::VARCHAR AS "{f.name}"'
+        for f in contract.fields
+    ]
     con.execute(f"CREATE OR REPLACE TEMP VIEW raw AS SELECT {ROW}, {', '.join(cols)} FROM raw_arrow")
     return table.num_rows
 

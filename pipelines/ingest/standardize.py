@@ -298,14 +298,16 @@ _DAY_FIRST_SLASH = "%d/%m/%Y"
 
 
 def parse_birth_date(raw: pd.Series, country: pd.Series) -> pd.Series:
-    """Birth dates in ISO, ``DD.MM.YYYY`` or slash format; slash order follows the country
+    """Birth dates in ISO (``YYYY-MM-DD`` or compact ``YYYYMMDD``), ``DD.MM.YYYY`` or slash format; slash order follows the country
     (``MM/DD/YYYY`` for US/CA, ``DD/MM/YYYY`` elsewhere). Impossible dates → NaT."""
     raw = blank_to_na(raw)
     out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
     iso = raw.str.fullmatch(r"\d{4}-\d{2}-\d{2}").fillna(False)
+    compact = raw.str.fullmatch(r"\d{8}").fillna(False)  # YYYYMMDD (ISO 8601 basic format)
     dotted = raw.str.fullmatch(r"\d{1,2}\.\d{1,2}\.\d{4}").fillna(False)
     slash = raw.str.fullmatch(r"\d{1,2}/\d{1,2}/\d{4}").fillna(False)
     out[iso] = pd.to_datetime(raw[iso], format="%Y-%m-%d", errors="coerce")
+    out[compact] = pd.to_datetime(raw[compact], format="%Y%m%d", errors="coerce")
     out[dotted] = pd.to_datetime(raw[dotted], format="%d.%m.%Y", errors="coerce")
     month_first = slash & country.isin(list(_DATE_FORMATS)).fillna(False)
     out[month_first] = pd.to_datetime(raw[month_first], format="%m/%d/%Y", errors="coerce")
