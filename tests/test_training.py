@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -160,3 +162,34 @@ def test_training_before_features_exist_says_what_to_run(ingested_world, tmp_pat
     with pytest.raises(MissingInputError, match="no resolved orders") as err:
         train(empty, "churn")
     assert "cip profiles" in err.value.fix
+
+
+@pytest.mark.parametrize("model", ["churn", "clv", "propensity"])
+def test_retraining_notebook_runs_and_registers_a_version(trained, model, monkeypatch, tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    from training.registry import connect
+
+    settings, _ = trained
+    client = connect(settings)
+    before = len(client.search_model_versions(f"name='cip-{model}'"))
+    env = {
+        "CIP_DATA_DIR": str(settings.data_dir),
+        "CIP_MLRUNS_DIR": str(settings.mlruns_dir),
+        "CIP_TRAINING__TRIALS": "1",
+        "CIP_TRAINING__NUM_THREADS": "1",
+        "CIP_TRAINING__MIN_ROWS": "100",
+        "MPLBACKEND": "Agg",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    path = Path(__file__).resolve().parents[1] / "notebooks" / f"retrain_{model}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "stored with outputs"
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert f"version {before + 1}:" in text
+    assert len(client.search_model_versions(f"name='cip-{model}'")) == before + 1

@@ -19,6 +19,11 @@ class TrainingConfig(BaseModel):
     timeout_seconds: float | None = Field(
         None, gt=0, description="Stop tuning a model after this many seconds (None: run every trial)."
     )
+    tune_rows: int = Field(
+        150_000,
+        ge=1000,
+        description="Training rows each Optuna trial sees (a random sample; the final fit uses every row).",
+    )
     num_threads: int = Field(
         0, ge=0, description="LightGBM threads (0: one per core). Set it when other work shares the cores."
     )

@@ -61,7 +61,13 @@ class GBMModel(BaseEstimator):
             if self.task == "binary"
             else {"objective": "tweedie", "tweedie_variance_power": 1.5, "metric": "rmse"}
         )
-        base |= {"verbosity": -1, "seed": self.seed, "deterministic": True, "force_row_wise": True}
+        base |= {
+            "verbosity": -1,
+            "seed": self.seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "max_bin": 127,
+        }
         if self.num_threads:
             base["num_threads"] = self.num_threads
         if self.monotone and hasattr(self, "feature_names_"):

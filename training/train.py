@@ -102,10 +102,11 @@ def fit_model(
     params: dict[str, Any] = {}
     if n > 0:
         settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+        sample = _sample(len(y_tr), cfg.tune_rows, settings.seed)
         params, _ = tune(
             base,
-            X_tr,
-            y_tr,
+            X_tr.iloc[sample],
+            y_tr.iloc[sample],
             (X_va, y_va),
             trials=n,
             timeout=cfg.timeout_seconds,
@@ -134,6 +135,23 @@ def train(
         progress("building the training set", 0, 1)
     ts = prepare(settings, name, store)
     model, params = fit_model(settings, ts, trials=trials, progress=progress)
+    if progress:
+        progress("logging to MLflow", 1, 1)
+    result = register(settings, ts, model, params)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def evaluate(ts: TrainingSet, model: GBMModel) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Test-cutoff metrics of ``model`` and of the baselines, on the same rows."""
+    test = ts.rows("test")
+    return metrics_for(ts.spec.task, test["label"].to_numpy(), model.predict(test)), baselines(ts)
+
+
+def register(
+    settings: TrainingSettings, ts: TrainingSet, model: GBMModel, params: dict[str, Any] | None = None
+) -> TrainResult:
+    """Evaluate a fitted model, log the run to MLflow, register a version and apply the champion gate."""
     s = ts.spec
     scoring = ScoringModel(
         s,
@@ -145,16 +163,16 @@ def train(
             "training_fingerprint": ts.fingerprint(),
         },
     )
-    test = ts.rows("test")
-    y_te = test["label"].to_numpy()
-    pred = model.predict(test)
-    metrics = metrics_for(s.task, y_te, pred)
-    base = baselines(ts)
-    if progress:
-        progress("logging to MLflow", 1, 1)
-    result = _log_and_register(settings, ts, scoring, params, metrics, base, pred)
-    result.seconds = time.perf_counter() - started
-    return result
+    metrics, base = evaluate(ts, model)
+    pred = model.predict(ts.rows("test"))
+    return _log_and_register(settings, ts, scoring, params or {}, metrics, base, pred)
+
+
+def _sample(n: int, k: int, seed: int) -> np.ndarray:
+    """Sorted positions of ``k`` of ``n`` rows drawn at random (all rows when ``n <= k``)."""
+    if n <= k:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
 
 
 def _check_rows(s: ModelSpec, y_tr: pd.Series, y_va: pd.Series, min_rows: int) -> None:

@@ -17,7 +17,7 @@ Progress = Callable[[str, int, int], None]
 def search_space(trial: Any, task: str) -> dict[str, Any]:
     """The hyper-parameters tuned, with ranges that suit tabular customer data."""
     params = {
-        "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", 0.04, 0.25, log=True),
         "num_leaves": trial.suggest_int("num_leaves", 7, 63, log=True),
         "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", 10, 300, log=True),
         "feature_fraction": trial.suggest_float("feature_fraction", 0.4, 1.0),

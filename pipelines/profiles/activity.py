@@ -18,7 +18,8 @@ ACTIVITY_SQL: dict[str, tuple[tuple[str, ...], str]] = {
         SELECT l.order_id, m.customer_id, l.ts, l.channel, l.category, l.quantity, l.amount_base
         FROM order_lines l JOIN identity_map m ON m.node = {_EVENT_NODE.format(a="l")}
         UNION ALL
-        SELECT p.transaction_id, m.customer_id, p.ts, 'store', p.category, p.quantity, p.amount_base
+        SELECT p.transaction_id AS order_id, m.customer_id, p.ts, 'store' AS channel, p.category,
+               p.quantity, p.amount_base
         FROM pos_lines p JOIN identity_map m ON m.node = 'loyalty_id:' || p.loyalty_id
         """,
     ),
@@ -31,7 +32,8 @@ ACTIVITY_SQL: dict[str, tuple[tuple[str, ...], str]] = {
         LEFT JOIN (SELECT message_id, sum(quantity) AS n_items FROM order_lines GROUP BY ALL) l USING (message_id)
         WHERE e.event = 'Order Completed'
         UNION ALL
-        SELECT p.transaction_id, m.customer_id, min(p.ts), 'store', sum(p.amount_base), sum(p.quantity), 'pos'
+        SELECT p.transaction_id AS order_id, m.customer_id, min(p.ts) AS ts, 'store' AS channel,
+               sum(p.amount_base) AS amount_base, sum(p.quantity) AS n_items, 'pos' AS source
         FROM pos_lines p JOIN identity_map m ON m.node = 'loyalty_id:' || p.loyalty_id
         GROUP BY p.transaction_id, m.customer_id
         """,
