@@ -39,7 +39,6 @@ import os
 import resource
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,38 +62,7 @@ STAGES = (
 )
 
 
-class PeakRss:
-    """Peak RSS of this process and its children, sampled in a thread."""
-
-    def __init__(self, interval: float = 0.1) -> None:
-        import psutil
-
-        self.proc = psutil.Process()
-        self.peak = 0
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> int:
-        total = 0
-        for p in [self.proc, *self.proc.children(recursive=True)]:
-            with contextlib.suppress(Exception):
-                total += p.memory_info().rss
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._sample())
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._sample())
+from bench_features import PeakRss  # noqa: E402  (sampled peak RSS of this process and its children)
 
 
 def log(msg: str) -> None:
