@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.generate.accounts import make_accounts
+from pipelines.generate.accounts import Accounts, make_accounts
 from pipelines.generate.behaviour import (
+    Devices,
+    Orders,
     PersonAccounts,
     catalog_prices,
     expand_events,
@@ -21,12 +23,12 @@ from pipelines.generate.behaviour import (
     make_sessions,
     organic_purchase_times,
 )
-from pipelines.generate.campaigns import response_probabilities, run_campaigns
+from pipelines.generate.campaigns import CampaignLog, response_probabilities, run_campaigns
 from pipelines.generate.clock import OffsetTable, fx_frame, make_fx
 from pipelines.generate.config import Calendar, planted_count, stage_rng, today
 from pipelines.generate.ids import prefixed_ids
 from pipelines.generate.outputs import write_campaign_files, write_crm, write_event_files, write_pos
-from pipelines.generate.people import make_persons, persons_frame
+from pipelines.generate.people import Persons, make_persons, persons_frame
 from pipelines.generate.truth import (
     label_cutoffs,
     labels_frame,
@@ -127,6 +129,53 @@ def generate_world(
             truth / "record_links.parquet",
         )
 
+    planted_errors, counts, n_events = _write_truth(
+        truth,
+        p,
+        acc,
+        dev,
+        orders,
+        camp,
+        cal,
+        counts,
+        planted,
+        seed=seed,
+        n_customers=n_customers,
+        as_of=as_of,
+    )
+    elapsed = time.perf_counter() - t_start
+    report("done", 1.0)
+    return {
+        "out_dir": str(out_dir),
+        "seed": seed,
+        "n_customers": n_customers,
+        "as_of": as_of.isoformat(),
+        "files": counts,
+        "rows": int(sum(counts.values())),
+        "events": n_events,
+        "planted": planted_errors,
+        "seconds": round(elapsed, 2),
+    }
+
+
+def _write_truth(
+    truth: Path,
+    p: Persons,
+    acc: Accounts,
+    dev: Devices,
+    orders: Orders,
+    camp: CampaignLog,
+    cal: Calendar,
+    counts: dict[str, int],
+    planted: dict[str, dict[str, int]],
+    *,
+    seed: int,
+    n_customers: int,
+    as_of: date,
+) -> tuple[dict, dict[str, int], int]:
+    """Labels, persons, offer responses, planted-error counts and ``world.json`` under ``truth/``.
+
+    Returns the planted errors, the raw files' row counts (sorted) and the number of events."""
     cutoffs = label_cutoffs(as_of)
     persons_frame(p, cal).to_parquet(truth / "persons.parquet", index=False)
     labels_frame(p, cal, cutoffs).to_parquet(truth / "labels.parquet", index=False)
@@ -164,16 +213,4 @@ def generate_world(
         },
     }
     write_json(world, truth / "world.json")
-    elapsed = time.perf_counter() - t_start
-    report("done", 1.0)
-    return {
-        "out_dir": str(out_dir),
-        "seed": seed,
-        "n_customers": n_customers,
-        "as_of": as_of.isoformat(),
-        "files": counts,
-        "rows": int(sum(counts.values())),
-        "events": n_events,
-        "planted": planted_errors,
-        "seconds": round(elapsed, 2),
-    }
+    return planted_errors, counts, n_events
