@@ -149,86 +149,11 @@ def make_accounts(rng: np.random.Generator, p: Persons, cal: Calendar, n_flagged
         email_raw[i] = messy_email(email[i], int(ecase[i]), int(espace[i]))
     email_raw[missing] = None
 
-    # ---- phone ------------------------------------------------------------------------------
-    ph_missing = rng.random(n) < 0.15
-    hard_side = rng.random(p.n) < 0.5
-    ph_missing |= hard & (hard_side[person] == is_store)
-    style = _choice(rng, n, [0.25, 0.2, 0.15, 0.2, 0.1, 0.1])
-    country = p.country[person]
-    cnames = np.array(COUNTRIES, dtype=object)[country]
-    phone_raw = np.array(
-        [
-            format_phone(c, v, a, s)
-            for c, v, a, s in zip(
-                cnames.tolist(),
-                p.phone_nsn[person].tolist(),
-                p.phone_alen[person].tolist(),
-                style.tolist(),
-                strict=True,
-            )
-        ],
-        dtype=object,
+    cnames = np.array(COUNTRIES, dtype=object)[p.country[person]]
+    phone_raw, trap = _phones(rng, p, person, cnames, is_store, hard)
+    first_raw, last_raw, birth_raw, street_raw, city_raw, postcode_raw = _person_fields(
+        rng, p, person, cnames
     )
-    # clerk typed the store's phone number instead of the customer's
-    store_phone_nsn, store_phone_alen = store_phones()
-    sloppy = np.array([s[4] for s in STORES])[p.home_store[person]]
-    trap_cand = np.flatnonzero(is_store & sloppy & ~hard)
-    n_trap = min(len(trap_cand), max(8, int(0.04 * is_store.sum())))
-    trap = np.zeros(n, dtype=bool)
-    trap[rng.choice(trap_cand, size=n_trap, replace=False)] = True
-    for i in np.flatnonzero(trap):
-        s = int(p.home_store[person[i]])
-        phone_raw[i] = format_phone(
-            cnames[i], int(store_phone_nsn[s]), int(store_phone_alen[s]), int(style[i])
-        )
-    ph_missing &= ~trap
-    phone_raw[ph_missing] = None
-
-    # ---- names, birth date, address -----------------------------------------------------------
-    first_raw = _messy_names(rng, p.first_name[person])
-    last_raw = _messy_names(rng, p.last_name[person])
-    first_raw[rng.random(n) < 0.01] = None
-    birth = p.birth[person]
-    y = birth.astype("datetime64[Y]").astype(np.int64) + 1970
-    m = birth.astype("datetime64[M]").astype(np.int64) % 12 + 1
-    d = (birth - birth.astype("datetime64[M]")).astype(np.int64) + 1
-    iso = rng.random(n) < 0.3
-    birth_raw = np.array(
-        [
-            format_birth_date(c, a, b, e, i)
-            for c, a, b, e, i in zip(
-                cnames.tolist(), y.tolist(), m.tolist(), d.tolist(), iso.tolist(), strict=True
-            )
-        ],
-        dtype=object,
-    )
-    birth_raw[rng.random(n) < 0.05] = None
-    abbrev = rng.random(n) < 0.35
-    scase = _choice(rng, n, [0.92, 0.04, 0.04])
-    street_raw = np.array(
-        [
-            recase(format_street(c, no, nm, pools.STREET_TYPES[c][t], ab), cs)
-            for c, no, nm, t, ab, cs in zip(
-                cnames.tolist(),
-                p.street_no[person].tolist(),
-                p.street_name[person].tolist(),
-                p.street_type[person].tolist(),
-                abbrev.tolist(),
-                scase.tolist(),
-                strict=True,
-            )
-        ],
-        dtype=object,
-    )
-    cities = CityTable.build()
-    city_raw = _messy_names(rng, cities.name[p.city[person]])
-    pmode = _choice(rng, n, [0.85, 0.10, 0.05])
-    pspace = _choice(rng, n, [0.97, 0.0, 0.03])
-    postcode_raw = p.postcode[person].copy()
-    for i in np.flatnonzero((pmode > 0) | (pspace > 0)).tolist():
-        postcode_raw[i] = stray_spaces(
-            messy_postcode(cnames[i], postcode_raw[i], int(pmode[i])), int(pspace[i])
-        )
 
     # ---- consents -----------------------------------------------------------------------------
     def consent(prob: float) -> tuple[np.ndarray, np.ndarray]:
@@ -276,3 +201,99 @@ def make_accounts(rng: np.random.Generator, p: Persons, cal: Calendar, n_flagged
         flagged_invalid=flagged,
         fields=fields,
     )
+
+
+def _phones(
+    rng: np.random.Generator,
+    p: Persons,
+    person: np.ndarray,
+    cnames: np.ndarray,
+    is_store: np.ndarray,
+    hard: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw phone per account (styles, gaps, the store-phone trap) and the trap mask."""
+    n = len(person)
+    ph_missing = rng.random(n) < 0.15
+    hard_side = rng.random(p.n) < 0.5
+    ph_missing |= hard & (hard_side[person] == is_store)
+    style = _choice(rng, n, [0.25, 0.2, 0.15, 0.2, 0.1, 0.1])
+    phone_raw = np.array(
+        [
+            format_phone(c, v, a, s)
+            for c, v, a, s in zip(
+                cnames.tolist(),
+                p.phone_nsn[person].tolist(),
+                p.phone_alen[person].tolist(),
+                style.tolist(),
+                strict=True,
+            )
+        ],
+        dtype=object,
+    )
+    # clerk typed the store's phone number instead of the customer's
+    store_phone_nsn, store_phone_alen = store_phones()
+    sloppy = np.array([s[4] for s in STORES])[p.home_store[person]]
+    trap_cand = np.flatnonzero(is_store & sloppy & ~hard)
+    n_trap = min(len(trap_cand), max(8, int(0.04 * is_store.sum())))
+    trap = np.zeros(n, dtype=bool)
+    trap[rng.choice(trap_cand, size=n_trap, replace=False)] = True
+    for i in np.flatnonzero(trap):
+        s = int(p.home_store[person[i]])
+        phone_raw[i] = format_phone(
+            cnames[i], int(store_phone_nsn[s]), int(store_phone_alen[s]), int(style[i])
+        )
+    ph_missing &= ~trap
+    phone_raw[ph_missing] = None
+    return phone_raw, trap
+
+
+def _person_fields(
+    rng: np.random.Generator, p: Persons, person: np.ndarray, cnames: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """Raw first and last name, birth date, street, city and postcode per account (typos, layouts)."""
+    n = len(person)
+    first_raw = _messy_names(rng, p.first_name[person])
+    last_raw = _messy_names(rng, p.last_name[person])
+    first_raw[rng.random(n) < 0.01] = None
+    birth = p.birth[person]
+    y = birth.astype("datetime64[Y]").astype(np.int64) + 1970
+    m = birth.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    d = (birth - birth.astype("datetime64[M]")).astype(np.int64) + 1
+    iso = rng.random(n) < 0.3
+    birth_raw = np.array(
+        [
+            format_birth_date(c, a, b, e, i)
+            for c, a, b, e, i in zip(
+                cnames.tolist(), y.tolist(), m.tolist(), d.tolist(), iso.tolist(), strict=True
+            )
+        ],
+        dtype=object,
+    )
+    birth_raw[rng.random(n) < 0.05] = None
+    abbrev = rng.random(n) < 0.35
+    scase = _choice(rng, n, [0.92, 0.04, 0.04])
+    street_raw = np.array(
+        [
+            recase(format_street(c, no, nm, pools.STREET_TYPES[c][t], ab), cs)
+            for c, no, nm, t, ab, cs in zip(
+                cnames.tolist(),
+                p.street_no[person].tolist(),
+                p.street_name[person].tolist(),
+                p.street_type[person].tolist(),
+                abbrev.tolist(),
+                scase.tolist(),
+                strict=True,
+            )
+        ],
+        dtype=object,
+    )
+    cities = CityTable.build()
+    city_raw = _messy_names(rng, cities.name[p.city[person]])
+    pmode = _choice(rng, n, [0.85, 0.10, 0.05])
+    pspace = _choice(rng, n, [0.97, 0.0, 0.03])
+    postcode_raw = p.postcode[person].copy()
+    for i in np.flatnonzero((pmode > 0) | (pspace > 0)).tolist():
+        postcode_raw[i] = stray_spaces(
+            messy_postcode(cnames[i], postcode_raw[i], int(pmode[i])), int(pspace[i])
+        )
+    return first_raw, last_raw, birth_raw, street_raw, city_raw, postcode_raw
