@@ -97,7 +97,10 @@ def read_activity(settings: TrainingSettings) -> Activity:
     finally:
         con.close()
     for frame, col in ((orders, "ts"), (lines, "ts"), (first_seen, "first_ts")):
-        frame[col] = pd.to_datetime(frame[col], utc=True)
+        if not isinstance(frame[col].dtype, pd.DatetimeTZDtype):
+            frame[col] = pd.to_datetime(frame[col], utc=True)
+        elif str(frame[col].dt.tz) != "UTC":
+            frame[col] = frame[col].dt.tz_convert("UTC")
     if last is None or last[0] is None:
         raise MissingInputError("the lake has no activity", fix="ingest data first (`cip ingest`)")
     return Activity(orders, lines, first_seen, pd.Timestamp(last[0]).tz_convert("UTC").date())

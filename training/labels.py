@@ -63,7 +63,9 @@ def churn_labels(
         active = active_customers(orders, d, active_days)
         bought = orders.loc[_in_window(orders["ts"], d, 0, horizon_days), KEY].unique()
         frames.append(
-            pd.DataFrame({KEY: active, TS: cutoff_ts(d), "label": (~np.isin(active, bought)).astype(np.int8)})
+            pd.DataFrame(
+                {KEY: active, TS: cutoff_ts(d), "label": (~pd.Series(active).isin(bought)).to_numpy(np.int8)}
+            )
         )
     return _concat(frames, {"label": np.int8})
 
