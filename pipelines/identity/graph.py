@@ -106,20 +106,8 @@ def resolve(
     prev_codes = gc.first_occurrence_only(np.where(prev_cid >= 0, prev_codes, -1), n)
     clock.tick("encode")
 
-    reason = np.zeros(n_rows, dtype=np.int8)
-    valid = (src >= 0) & (dst >= 0)
-    reason[~valid] = gc.INVALID_NODE
-    present = np.zeros(n, dtype=bool)
-    present[src[src >= 0]] = True
-    present[dst[dst >= 0]] = True
-    s0, d0 = np.maximum(src, 0), np.maximum(dst, 0)  # safe indices; invalid rows are masked
-
-    blocked = gc.blocked_nodes(nodes, config) & present
-    reason[(reason == 0) & (blocked[s0] | blocked[d0])] = gc.BLOCKED_VALUE
-    live = (reason == 0) & (src != dst)
-    shared = gc.shared_nodes(nodes, config, src[live], dst[live])
-    reason[(reason == 0) & (shared[s0] | shared[d0])] = gc.SHARED_IDENTIFIER
-    reason[(reason == 0) & (prob < config.probabilistic_threshold)] = gc.BELOW_THRESHOLD
+    reason, valid, present, blocked, shared = _node_guards(nodes, config, src, dst, prob)
+    s0 = np.maximum(src, 0)  # safe indices; invalid rows are masked
     clock.tick("guards")
 
     cand = (reason == 0) & (src != dst)
@@ -175,17 +163,7 @@ def resolve(
     )
     clock.tick("ids")
 
-    idx = np.flatnonzero(members)
-    node_customer = np.full(n, None, dtype=object)
-    node_customer[idx] = cluster_id[cluster[idx]]
-    identity_map = pd.DataFrame(
-        {
-            "node": nodes.keys[idx],
-            "node_type": np.array(nodes.type_names, dtype=object)[nodes.type_code[idx]],
-            "customer_id": node_customer[idx],
-            "first_seen": _to_timestamps(first_seen[idx]),
-        }
-    )
+    identity_map, node_customer, idx = _identity_map(nodes, members, cluster, cluster_id, first_seen)
 
     out = edges.copy(deep=False)
     rejected = reason != 0
@@ -202,24 +180,19 @@ def resolve(
     alarms = alarms.sort_values(["size", "customer_id"], ascending=[False, True], ignore_index=True)
     clock.tick("outputs")
 
-    reason_counts = np.bincount(reason, minlength=len(gc.REASONS))
-    stats: dict[str, Any] = {
-        "run_id": run_id,
-        "n_edges": int(n_rows),
-        "n_accepted": int(reason_counts[0]),
-        "n_rejected": int(rejected.sum()),
-        "rejected_by_reason": {r: int(reason_counts[i]) for i, r in enumerate(gc.REASONS) if i},
-        "n_nodes": int(len(idx)),
-        "n_blocked_nodes": int(blocked.sum()),
-        "n_shared_nodes": int((shared & members).sum()),
-        "n_customers": int(len(firsts)),
-        "n_singletons": int((sizes == 1).sum()),
-        "largest_customer": int(sizes.max()) if len(sizes) else 0,
-        "n_alarms": int(len(alarms)),
-        "n_careful_components": int(flagged.sum()),
-        "n_careful_edges": int(n_slow_edges),
-        **{f"ids_{k}": v for k, v in id_counts.items()},
-    }
+    stats = _stats(
+        run_id,
+        reason,
+        idx,
+        blocked,
+        shared & members,
+        firsts,
+        sizes,
+        alarms,
+        flagged,
+        n_slow_edges,
+        id_counts,
+    )
     return Resolution(
         identity_map=identity_map,
         edges=out,
@@ -228,6 +201,82 @@ def resolve(
         stats=stats,
         timings=clock.laps,
     )
+
+
+def _node_guards(
+    nodes: Any, config: IdentityConfig, src: np.ndarray, dst: np.ndarray, prob: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """First guards, per edge: invalid nodes, blocked values, shared identifiers, weak matches.
+
+    Returns the reason code per edge (0 = still a candidate), which edges are valid, and which
+    nodes are present, blocked and shared."""
+    reason = np.zeros(len(src), dtype=np.int8)
+    valid = (src >= 0) & (dst >= 0)
+    reason[~valid] = gc.INVALID_NODE
+    present = np.zeros(nodes.n, dtype=bool)
+    present[src[src >= 0]] = True
+    present[dst[dst >= 0]] = True
+    s0, d0 = np.maximum(src, 0), np.maximum(dst, 0)  # safe indices; invalid rows are masked
+
+    blocked = gc.blocked_nodes(nodes, config) & present
+    reason[(reason == 0) & (blocked[s0] | blocked[d0])] = gc.BLOCKED_VALUE
+    live = (reason == 0) & (src != dst)
+    shared = gc.shared_nodes(nodes, config, src[live], dst[live])
+    reason[(reason == 0) & (shared[s0] | shared[d0])] = gc.SHARED_IDENTIFIER
+    reason[(reason == 0) & (prob < config.probabilistic_threshold)] = gc.BELOW_THRESHOLD
+    return reason, valid, present, blocked, shared
+
+
+def _identity_map(
+    nodes: Any, members: np.ndarray, cluster: np.ndarray, cluster_id: np.ndarray, first_seen: np.ndarray
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The identity map (node, type, customer, first seen), each node's customer, and member indices."""
+    idx = np.flatnonzero(members)
+    node_customer = np.full(len(members), None, dtype=object)
+    node_customer[idx] = cluster_id[cluster[idx]]
+    identity_map = pd.DataFrame(
+        {
+            "node": nodes.keys[idx],
+            "node_type": np.array(nodes.type_names, dtype=object)[nodes.type_code[idx]],
+            "customer_id": node_customer[idx],
+            "first_seen": _to_timestamps(first_seen[idx]),
+        }
+    )
+    return identity_map, node_customer, idx
+
+
+def _stats(
+    run_id: str,
+    reason: np.ndarray,
+    idx: np.ndarray,
+    blocked: np.ndarray,
+    shared_members: np.ndarray,
+    firsts: np.ndarray,
+    sizes: np.ndarray,
+    alarms: pd.DataFrame,
+    flagged: np.ndarray,
+    n_slow_edges: int,
+    id_counts: dict[str, int],
+) -> dict[str, Any]:
+    """Counts of one resolution: edges by outcome and reason, nodes, customers, alarms, careful path."""
+    reason_counts = np.bincount(reason, minlength=len(gc.REASONS))
+    return {
+        "run_id": run_id,
+        "n_edges": int(len(reason)),
+        "n_accepted": int(reason_counts[0]),
+        "n_rejected": int((reason != 0).sum()),
+        "rejected_by_reason": {r: int(reason_counts[i]) for i, r in enumerate(gc.REASONS) if i},
+        "n_nodes": int(len(idx)),
+        "n_blocked_nodes": int(blocked.sum()),
+        "n_shared_nodes": int(shared_members.sum()),
+        "n_customers": int(len(firsts)),
+        "n_singletons": int((sizes == 1).sum()),
+        "largest_customer": int(sizes.max()) if len(sizes) else 0,
+        "n_alarms": int(len(alarms)),
+        "n_careful_components": int(flagged.sum()),
+        "n_careful_edges": int(n_slow_edges),
+        **{f"ids_{k}": v for k, v in id_counts.items()},
+    }
 
 
 def explain_path(resolution_edges: pd.DataFrame, a: str, b: str) -> list[dict[str, Any]]:
