@@ -56,7 +56,7 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     from scipy.stats import pearsonr, spearmanr
 
     y, pred = np.asarray(y, float), np.asarray(pred, float)
-    const = np.std(pred) == 0 or np.std(y) == 0
+    const = (np.ptp(pred) == 0 or np.ptp(y) == 0) if len(y) else True
     return {
         "rmse": float(np.sqrt(np.mean((y - pred) ** 2))),
         "mae": float(np.mean(np.abs(y - pred))),
