@@ -88,17 +88,12 @@ def run(
 ) -> IdentityRun:
     lake = Lake(settings.lake_dir)
     tables = set(lake.table_names())
-    if "crm_customers" not in tables and "events" not in tables:
+    sources = ("crm_customers", "events", "pos_lines", "email_events", "campaign_exposures")
+    if not tables & set(sources):
         raise MissingInputError("no standardized tables in the lake", fix="run `cip ingest` first")
     step = progress or (lambda *_: None)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    con = lake.connect(
-        [
-            t
-            for t in ("crm_customers", "events", "pos_lines", "email_events", "campaign_exposures")
-            if t in tables
-        ]
-    )
+    con = lake.connect([t for t in sources if t in tables])
     step("deterministic edges", 0, 4)
     det = edge_nodes.deterministic_edges(con, tables)
     pairs = pd.DataFrame()

@@ -11,11 +11,26 @@ from pipelines.profiles.config import ProfileConfig, SurvivorshipRule
 #: Candidate values: every CRM account and every identify call, attached to its customer.
 CANDIDATES_SQL = """
 CREATE OR REPLACE TEMP TABLE candidates AS
+{crm_part}
+{events_part}
+"""
+
+CRM_PART = """
 SELECT m.customer_id, 'crm:' || c.signup_channel AS source, c.updated_at AS observed_at,
        c.first_name, c.last_name, c.email, c.phone_e164, c.birth_date, c.street, c.city, c.postcode,
        c.country, c.loyalty_id, c.consent_email, c.consent_sms, c.consent_profiling
 FROM crm_customers c JOIN identity_map m ON m.node = 'crm_id:' || c.crm_id
-{events_part}
+"""
+
+#: A lake without CRM records (e.g. store sales only): no candidates from CRM, same columns.
+NO_CRM_PART = """
+SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS source, NULL::TIMESTAMPTZ AS observed_at,
+       NULL::VARCHAR AS first_name, NULL::VARCHAR AS last_name, NULL::VARCHAR AS email,
+       NULL::VARCHAR AS phone_e164, NULL::DATE AS birth_date, NULL::VARCHAR AS street,
+       NULL::VARCHAR AS city, NULL::VARCHAR AS postcode, NULL::VARCHAR AS country,
+       NULL::VARCHAR AS loyalty_id, NULL::BOOLEAN AS consent_email, NULL::BOOLEAN AS consent_sms,
+       NULL::BOOLEAN AS consent_profiling
+WHERE false
 """
 
 EVENTS_PART = """
@@ -52,10 +67,16 @@ def survivor_sql(rule: SurvivorshipRule, alias: str) -> str:
     WHERE rn = 1"""
 
 
-def build_profiles(con: duckdb.DuckDBPyConnection, config: ProfileConfig, has_events: bool) -> pd.DataFrame:
-    """Golden record per customer. ``con`` has views ``identity_map``, ``crm_customers`` and
-    (if ``has_events``) ``events``."""
-    con.execute(CANDIDATES_SQL.format(events_part=EVENTS_PART if has_events else ""))
+def build_profiles(
+    con: duckdb.DuckDBPyConnection, config: ProfileConfig, has_events: bool, has_crm: bool = True
+) -> pd.DataFrame:
+    """Golden record per customer. ``con`` has views ``identity_map``, ``crm_customers`` (if
+    ``has_crm``) and ``events`` (if ``has_events``)."""
+    con.execute(
+        CANDIDATES_SQL.format(
+            crm_part=CRM_PART if has_crm else NO_CRM_PART, events_part=EVENTS_PART if has_events else ""
+        )
+    )
     selects, joins = [], []
     for i, rule in enumerate(config.survivorship):
         alias = (

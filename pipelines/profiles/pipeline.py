@@ -45,7 +45,9 @@ def run(
     tables = set(lake.table_names())
     con = lake.connect()
     step("golden records", 0, 2)
-    profiles = build_profiles(con, settings.profiles, has_events="events" in tables)
+    profiles = build_profiles(
+        con, settings.profiles, has_events="events" in tables, has_crm="crm_customers" in tables
+    )
     counts: dict[str, int] = {}
     step("resolved activity", 1, 2)
     for name, relation in build_activity(con, tables).items():
