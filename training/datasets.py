@@ -12,6 +12,7 @@ import pandas as pd
 
 from cip.categories import CATEGORIES
 from cip.errors import CipError, MissingInputError
+from cip.sql import quote_ident
 from features import catalog as cat
 from training import labels as lb
 from training.specs import ACTIVE_DAYS, ModelSpec
@@ -89,21 +90,27 @@ def read_activity(settings: TrainingSettings) -> Activity:
             if lake.has("customer_order_lines")
             else pd.DataFrame({"customer_id": [], "ts": [], "category": []})
         )
-        union = " UNION ALL ".join(f"SELECT customer_id, min(ts) AS t FROM {t} GROUP BY 1" for t in tables)
-        first_seen = con.sql(f"SELECT customer_id, min(t) AS first_ts FROM ({union}) GROUP BY 1").df()
-        last = con.execute(
-            f"SELECT max(t) FROM (SELECT max(ts) AS t FROM {' UNION ALL SELECT max(ts) FROM '.join(tables)})"
-        ).fetchone()
+        union = " UNION ALL ".join(
+            f"SELECT customer_id, min(ts) AS lo, max(ts) AS hi FROM {quote_ident(t)} GROUP BY 1"
+            for t in tables
+        )
+        spans = con.sql(
+            f"SELECT customer_id, min(lo) AS first_ts, max(hi) AS last_ts FROM ({union}) GROUP BY 1"
+        ).df()
     finally:
         con.close()
+    first_seen = spans[["customer_id", "first_ts"]]
+    last = spans["last_ts"].max() if len(spans) else None
     for frame, col in ((orders, "ts"), (lines, "ts"), (first_seen, "first_ts")):
         if not isinstance(frame[col].dtype, pd.DatetimeTZDtype):
             frame[col] = pd.to_datetime(frame[col], utc=True)
         elif str(frame[col].dt.tz) != "UTC":
             frame[col] = frame[col].dt.tz_convert("UTC")
-    if last is None or last[0] is None:
+    if last is None or pd.isna(last):
         raise MissingInputError("the lake has no activity", fix="ingest data first (`cip ingest`)")
-    return Activity(orders, lines, first_seen, pd.Timestamp(last[0]).tz_convert("UTC").date())
+    last = pd.Timestamp(last)
+    last = last.tz_convert("UTC") if last.tzinfo else last.tz_localize("UTC")
+    return Activity(orders, lines, first_seen, last.date())
 
 
 def snapshot_cutoffs(settings: TrainingSettings, last_day: date) -> list[date]:
