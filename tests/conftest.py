@@ -49,6 +49,34 @@ def resolved_world(ingested_world):
 
 
 @pytest.fixture(scope="session")
+def trained_world(resolved_world, tmp_path_factory: pytest.TempPathFactory):
+    """The world after profiles, features (built, applied, materialized) and `cip train` of every
+    model into a real MLflow store in a temp dir (2 Optuna trials, 1 thread): what scoring reads.
+
+    Returns ``(settings, {model name: TrainResult})``.
+    """
+    from cli.settings import Settings
+    from features import store
+    from pipelines.profiles.pipeline import run as profiles_run
+    from training.config import TrainingConfig
+    from training.specs import SPECS
+    from training.train import train
+
+    world, _ = resolved_world
+    profiles_run(world)
+    store.build(world)
+    store.apply(world)
+    store.materialize(world)
+    settings = Settings(
+        data_dir=world.data_dir,
+        mlruns_dir=tmp_path_factory.mktemp("mlruns"),
+        training=TrainingConfig(trials=2, num_threads=1, min_rows=100),
+    )
+    results = {name: train(settings, name) for name in SPECS}
+    return settings, results
+
+
+@pytest.fixture(scope="session")
 def synthetic_store(tmp_path_factory: pytest.TempPathFactory):
     """A small feature store (150 synthetic customers, 10 weekly snapshots), built, applied and
     materialized; for tests that compare CIP's Feast stores with Feast's own."""

@@ -11,26 +11,11 @@ import pytest
 
 from cip.errors import MissingInputError
 from cli.settings import Settings
-from training.config import TrainingConfig
 
 
 @pytest.fixture(scope="module")
-def trained(resolved_world, tmp_path_factory):
-    from features import store
-    from pipelines.profiles.pipeline import run as profiles_run
-    from training.train import train
-
-    world, _ = resolved_world
-    profiles_run(world)
-    store.build(world)
-    store.apply(world)
-    settings = Settings(
-        data_dir=world.data_dir,
-        mlruns_dir=tmp_path_factory.mktemp("mlruns"),
-        training=TrainingConfig(trials=2, num_threads=1, min_rows=100),
-    )
-    results = {name: train(settings, name) for name in ("churn", "clv", "propensity")}
-    return settings, results
+def trained(trained_world):
+    return trained_world
 
 
 def test_every_model_is_registered_as_champion_with_its_run(trained):
