@@ -186,6 +186,44 @@ def learner_table(settings: Any, ns: Any, truth_v: np.ndarray, trials: int) -> p
     return pd.DataFrame(rows)
 
 
+def feature_ceiling(
+    settings: Any, ns: Any, model: Any, truth_v: np.ndarray, threads: int
+) -> dict[str, float]:
+    """What the features allow when the noise is gone: LightGBM fitted to the *true* net value of each
+    action on the training exposures (truth as the target, a diagnostic only), its policy scored on the
+    test exposures."""
+    from training.estimator import GBMModel
+    from training.uplift import EffectGBM
+
+    train, valid = ns.rows("train"), ns.rows("valid")
+    tv_train = true_net_values(exposure_truth(settings, train, model.actions), model.actions, model.costs)
+    tv_valid = true_net_values(exposure_truth(settings, valid, model.actions), model.actions, model.costs)
+    test = ns.rows("test")
+    pred = np.zeros((len(test), len(model.actions)))
+    for j in range(1, len(model.actions)):
+        m: GBMModel = EffectGBM(task="regression", params={"learning_rate": 0.1}, num_threads=threads)
+        m.fit(train[ns.features], tv_train[:, j], eval_set=(valid[ns.features], tv_valid[:, j]))
+        pred[:, j] = m.predict(test[ns.features])
+    chosen = np.argmax(pred, axis=1)
+    value = float(truth_v[np.arange(len(chosen)), chosen].mean())
+    corr = [float(np.corrcoef(pred[:, j], truth_v[:, j])[0, 1]) for j in range(1, len(model.actions))]
+    return {
+        "true_value": value,
+        "pct_of_oracle": 100 * value / float(truth_v.max(axis=1).mean()),
+        "corr_with_truth": dict(zip(model.actions[1:], np.round(corr, 3).tolist(), strict=True)),
+    }
+
+
+def value_correlations(model: Any, X: pd.DataFrame, truth_v: np.ndarray) -> dict[str, float]:
+    """Correlation of the model's predicted net value of each action with the true one."""
+    values = model.values(X)
+    return {
+        a: round(float(np.corrcoef(values[:, j], truth_v[:, j])[0, 1]), 3)
+        for j, a in enumerate(model.actions)
+        if j > 0
+    }
+
+
 def action_shares(actions: tuple[str, ...], chosen: np.ndarray) -> dict[str, float]:
     counts = np.bincount(chosen, minlength=len(actions)) / max(len(chosen), 1)
     return {a: round(float(c), 4) for a, c in zip(actions, counts, strict=True)}
@@ -273,6 +311,10 @@ def main() -> None:
     print("true mean value per action:", report["true_mean_value_per_action"])
     print("oracle action shares:", {k: round(v, 3) for k, v in report["oracle_action_shares"].items()})
     print("CIP action shares:", {k: round(v, 3) for k, v in report["cip_action_shares"].items()})
+    report["cip_value_corr_with_truth"] = value_correlations(model, test, truth_v)
+    print("CIP predicted vs true net value, correlation per action:", report["cip_value_corr_with_truth"])
+    report["feature_ceiling"] = feature_ceiling(settings, ns, model, truth_v, args.threads)
+    print("feature ceiling (LightGBM on the true values):", report["feature_ceiling"])
     if args.learners:
         lt = learner_table(settings, ns, truth_v, args.trials)
         report["learners"] = lt.to_dict("records")

@@ -3,6 +3,9 @@ known answer; then the model end to end on the generated world (campaign log →
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -48,7 +51,12 @@ def learners():
     X, a, y, p, _ = simulate(12_000, seed=1)
     Xv, av, yv, pv, _ = simulate(4_000, seed=2)
     fitted = fit_learners(
-        ("s", "t", "x", "dr"), base_model(), arms_of(X, a, y, p), arms_of(Xv, av, yv, pv), "no_offer", ACTIONS[1:]
+        ("s", "t", "x", "dr", "ens"),
+        base_model(),
+        arms_of(X, a, y, p),
+        arms_of(Xv, av, yv, pv),
+        "no_offer",
+        ACTIONS[1:],
     )
     return fitted
 
@@ -78,7 +86,7 @@ def test_learners_save_and_load_as_plain_files(learners, tmp_path):
         assert again.learner == name
         np.testing.assert_allclose(again.predict(Xt)[1], model.predict(Xt)[1], rtol=1e-9, atol=1e-9)
         contrib = again.contributions(Xt, "a")
-        if name in ("x", "dr"):  # effect models: contributions add up to the uplift
+        if name in ("x", "dr", "ens"):  # effect models: contributions add up to the uplift
             np.testing.assert_allclose(contrib.sum(axis=1), again.uplift(Xt)[:, 0], atol=1e-6)
 
 
@@ -159,7 +167,9 @@ def test_qini_ranks_a_perfect_score_above_random():
     assert good > 0.1 and abs(noise) < 0.05
     assert ope.uplift_at_k(truth, treated, y[sel], 0.3) > 0.5
     curve = ope.qini_curve(truth, treated, y[sel])
-    assert curve["fraction"].iloc[-1] == 1.0 and curve["qini"].iloc[-1] == pytest.approx(curve["random"].iloc[-1])
+    assert curve["fraction"].iloc[-1] == 1.0 and curve["qini"].iloc[-1] == pytest.approx(
+        curve["random"].iloc[-1]
+    )
 
 
 def test_nba_settings_refuse_unknown_actions_and_learners():
@@ -203,7 +213,9 @@ def test_only_exposures_with_a_recent_snapshot_and_enough_campaigns_are_used():
     ex = pd.DataFrame(
         {
             "campaign_id": ["K3", "K1", "K2", "K4", "K5"],
-            "exposed_at": pd.to_datetime(["2026-03-01", "2026-01-01", "2026-02-01", "2026-04-01", "2026-05-01"], utc=True),
+            "exposed_at": pd.to_datetime(
+                ["2026-03-01", "2026-01-01", "2026-02-01", "2026-04-01", "2026-05-01"], utc=True
+            ),
         }
     )
     plan = plan_campaigns(ex, 1, 2)
@@ -231,6 +243,14 @@ def nba_world(trained_world, tmp_path_factory):
     return settings, train(settings, "nba")
 
 
+def cip(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The `cip` command in a subprocess, as a user runs it."""
+    full = {**os.environ, "COLUMNS": "200", **env}
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args], cwd=cwd, env=full, capture_output=True, text=True, timeout=600
+    )
+
+
 def nba_env(settings) -> dict[str, str]:
     return {
         "CIP_DATA_DIR": str(settings.data_dir),
@@ -248,7 +268,7 @@ def test_nba_is_trained_from_the_campaign_log_and_registered_as_champion(nba_wor
 
     settings, r = nba_world
     assert r.model == "nba" and r.version == "1" and r.promoted
-    assert r.params["learner"] in ("s", "t", "x", "dr")
+    assert r.params["learner"] in ("s", "t", "x", "dr", "ens")
     assert max(r.plan.train) < min(r.plan.valid) <= max(r.plan.valid) < min(r.plan.test)
     assert r.rows["train"] > r.rows["test"] > 0
     assert r.metrics["dr_low"] <= r.metrics["dr_value"] <= r.metrics["dr_high"]
@@ -324,7 +344,6 @@ ACTIONS_OF_WORLD = ("discount_10", "free_shipping", "double_points", "new_arriva
 
 
 def test_cip_train_nba_keeps_the_champion_unless_the_new_policy_is_worth_more(nba_world, tmp_path):
-    from tests.test_cli import cip
     from training.nba_runtime import NBAModel
     from training.registry import connect
 

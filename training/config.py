@@ -51,7 +51,9 @@ class NbaConfig(BaseModel):
         2, ge=1, description="Latest matured campaigns held out for off-policy evaluation and the gate."
     )
     learners: tuple[str, ...] = Field(
-        ("s", "t", "x", "dr"), min_length=1, description="Uplift learners tried (s, t, x, dr)."
+        ("s", "t", "x", "dr", "ens"),
+        min_length=1,
+        description="Uplift learners tried (s, t, x, dr; ens = mean of x and dr).",
     )
     min_value: float = Field(
         0.0, description="Send an offer only when its expected incremental value net of cost exceeds this."
@@ -65,9 +67,9 @@ class NbaConfig(BaseModel):
         unknown = sorted({self.control, *self.costs} - set(OFFERS))
         if unknown:
             raise ValueError(f"unknown action(s) {unknown}; the offers are {', '.join(OFFERS)}")
-        bad = sorted(set(self.learners) - {"s", "t", "x", "dr"})
+        bad = sorted(set(self.learners) - {"s", "t", "x", "dr", "ens"})
         if bad:
-            raise ValueError(f"unknown learner(s) {bad}; choose from s, t, x, dr")
+            raise ValueError(f"unknown learner(s) {bad}; choose from s, t, x, dr, ens")
         return self
 
     def cost(self, action: str) -> ActionCost:

@@ -9,6 +9,8 @@ randomized (logged) assignments with LightGBM (:class:`~training.estimator.GBMMo
 - **DR-learner** (Kennedy 2020): the doubly robust pseudo-outcome
   ``mu_a - mu_c + 1[A=a] (y - mu_a) / p - 1[A=c] (y - mu_c) / p`` (``p``: the logged assignment
   probability, outcome models cross-fitted over customer folds) regressed on ``x``.
+- **ens**: the mean of the X- and DR-learners' effects (their errors are partly independent, so the
+  average is less noisy than either when effects are small against the outcome's noise).
 
 Pure: frames and arrays in, fitted models out. A fitted :class:`UpliftModel` saves to plain files
 (LightGBM model text + JSON), like every CIP model.
@@ -29,7 +31,7 @@ from sklearn.base import clone
 
 from training.estimator import GBMModel
 
-LEARNERS: tuple[str, ...] = ("s", "t", "x", "dr")
+LEARNERS: tuple[str, ...] = ("s", "t", "x", "dr", "ens")
 #: Input of the S-learner's pooled model: the action being scored.
 ACTION = "action"
 UPLIFT_FILE = "uplift.json"
@@ -150,7 +152,7 @@ class UpliftModel:
         contribution is a log ratio of the expected outcome.
         """
         f = len(self.features)
-        if self.learner in ("x", "dr"):
+        if self.learner not in ("s", "t"):
             return sum(w * m.contributions(X) for m, w in self.effects[action])
         if self.learner == "s":
             pooled = self.outcome[ACTION]
@@ -335,6 +337,7 @@ def fit_learners(
     features = list(train.X.columns)
     out: dict[str, UpliftModel] = {}
     outcomes: dict[str, GBMModel] | None = None
+    parts: dict[str, UpliftModel] = {}  # X and DR, also when only the ensemble is asked for
     for name in learners:
         if progress:
             progress(f"{name}-learner")
@@ -345,8 +348,22 @@ def fit_learners(
             outcomes = outcome_models(base, train, valid, (control, *actions))
         if name == "t":
             out[name] = fit_t(outcomes, features, control, actions)
-        elif name == "x":
-            out[name] = fit_x(outcomes, effect, train, valid, control, actions)
-        else:
-            out[name] = fit_dr(outcomes, base, effect, train, valid, control, actions)
+        for kind in {"x": ("x",), "dr": ("dr",), "ens": ("x", "dr")}.get(name, ()):
+            if kind not in parts:
+                fit = fit_x if kind == "x" else fit_dr
+                args = (outcomes, effect) if kind == "x" else (outcomes, base, effect)
+                parts[kind] = fit(*args, train, valid, control, actions)
+        if name in ("x", "dr"):
+            out[name] = parts[name]
+        elif name == "ens":
+            out[name] = ensemble([parts["x"], parts["dr"]])
     return out
+
+
+def ensemble(models: list[UpliftModel]) -> UpliftModel:
+    """The mean of effect-based learners' uplifts (one model whose effect parts are all theirs, reweighted)."""
+    first = models[0]
+    effects = {
+        a: [(m, w / len(models)) for model in models for m, w in model.effects[a]] for a in first.actions
+    }
+    return UpliftModel("ens", first.control, first.actions, first.features, dict(first.outcome), effects)
