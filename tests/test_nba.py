@@ -340,12 +340,55 @@ def test_costs_come_from_the_settings_the_model_is_loaded_with(nba_world):
     assert all(len(r) == 1 for r in scored["reasons"])  # why the best offer is not worth it
 
 
+def test_the_scorer_loads_the_nba_champion_and_returns_what_nbamodel_returns(nba_world, trained_world):
+    from cip.lake import Lake
+    from features.store import open_store
+    from training.nba_data import nba_set
+    from training.nba_runtime import NBAModel
+    from training.scoring import Scorer
+
+    settings, _ = nba_world
+    own_model = NBAModel.load(settings)
+    scorer = Scorer.load(
+        settings
+    )  # this store holds only cip-nba: the models without a champion are left out
+    assert scorer.versions == {"nba": own_model.version} and scorer.services == ["nba_v1"]
+    assert scorer.score_columns == ["next_best_action", "nba_value"]
+    rows = nba_set(settings).rows("test").head(200)
+    own = own_model.score(rows, reasons=2)
+    result = scorer.score(rows, reasons=2)
+    assert list(result.wide.columns) == ["customer_id", "next_best_action", "nba_value"]
+    pd.testing.assert_frame_equal(result.wide, own[["customer_id", "next_best_action", "nba_value"]])
+    assert result.alternatives == own["alternatives"].tolist()
+    assert result.reasons["nba"] == own["reasons"].tolist()
+    assert "nba" not in scorer.score(rows, reasons=0).reasons
+
+    # next to every other champion (the shared world's), on the online features of all their services
+    shared, _ = trained_world
+    everything = Scorer({**Scorer.load(shared).models, "nba": scorer.models["nba"]})
+    assert everything.services[-1] == "nba_v1" and set(own_model.features) <= set(everything.feature_columns)
+    ids = Lake(shared.lake_dir).read("traits", columns=["customer_id"])["customer_id"].head(30).tolist()
+    store = open_store(shared)
+    frame = pd.DataFrame({"customer_id": ids})
+    for service in everything.services:
+        part = pd.DataFrame(store.online_features(service, ids))
+        frame = frame.merge(part[[c for c in part.columns if c not in frame.columns or c == "customer_id"]])
+    both = everything.score(frame, reasons=1)
+    assert list(both.wide.columns) == ["customer_id", *everything.score_columns]
+    assert everything.score_columns[-2:] == ["next_best_action", "nba_value"]
+    alone = own_model.score(frame, reasons=1)
+    assert both.wide["next_best_action"].tolist() == alone["next_best_action"].tolist()
+    np.testing.assert_allclose(both.wide["nba_value"], alone["nba_value"], rtol=1e-12)
+    assert both.alternatives == alone["alternatives"].tolist() and len(both.reasons) == 4
+
+
 ACTIONS_OF_WORLD = ("discount_10", "free_shipping", "double_points", "new_arrivals")
 
 
 def test_cip_train_nba_keeps_the_champion_unless_the_new_policy_is_worth_more(nba_world, tmp_path):
     from training.nba_runtime import NBAModel
     from training.registry import connect
+    from training.scoring import Scorer
 
     settings, first = nba_world
     env = nba_env(settings) | {"CIP_TRAINING__CHAMPION_TOLERANCE": "1000000"}
@@ -359,8 +402,11 @@ def test_cip_train_nba_keeps_the_champion_unless_the_new_policy_is_worth_more(nb
     assert {"gate_new", "gate_champion"} <= set(run.data.metrics)
     listed = cip("models", "list", cwd=tmp_path, env=env)
     assert "cip-nba" in listed.stdout
+    scorer = Scorer.load(settings, models=["nba"])
+    assert scorer.versions == {"nba": "1"} and not scorer.reload_if_changed(settings)
     promoted = cip("models", "promote", "nba", "2", cwd=tmp_path, env=env)
     assert promoted.returncode == 0 and NBAModel.load(settings).version == "2"
+    assert scorer.reload_if_changed(settings) and scorer.versions == {"nba": "2"}  # the Scorer swaps it in
     cip("models", "promote", "nba", "1", cwd=tmp_path, env=env)
 
 
