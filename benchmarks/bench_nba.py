@@ -24,7 +24,9 @@ Steps:
    propensity (the offer with the highest predicted response, always sent), CIP's uplift policy and
    the oracle (argmax of true value, ``no_offer`` when nothing is worth it). True value per exposure,
    % of the oracle's, and the IPW / DR estimates with 95 % intervals (do they cover the truth?).
-   ``--learners`` also scores every learner (S, T, X, DR) fitted on the same rows.
+   ``--learners`` also scores every learner (S, T, X, DR, ens) fitted on the same rows.
+5. Diagnostics: the correlation of CIP's predicted net value of each action with the true one, and the
+   features' ceiling: LightGBM fitted to the *true* net values (a diagnostic only), its policy's value.
 """
 
 from __future__ import annotations
