@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cip.contracts import TRACK_EVENTS
+from pipelines.identity.config import IdentitySettings
+from pipelines.ingest.config import IngestSettings
 from training.config import TrainingSettings
 
 #: Endpoints guarded by a role, as named in ``ServingConfig.permissions``.
@@ -115,7 +117,8 @@ class ServingConfig(BaseModel):
         return self
 
 
-class ServingSettings(TrainingSettings):
-    """Settings of the serving stage: the training stage's and ``serving``."""
+class ServingSettings(TrainingSettings, IdentitySettings, IngestSettings):
+    """Settings of the serving stage: the training stage's, ``identity`` (customer ids of live
+    identifiers), ``ingest`` (the events contract's tolerances) and ``serving``."""
 
     serving: ServingConfig = Field(default_factory=ServingConfig)

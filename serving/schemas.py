@@ -89,12 +89,16 @@ class SegmentEvent(BaseModel):
     properties: dict[str, Any] | None = None
 
 
-class EventBatch(BaseModel):
-    """Segment's batch shape: ``{"batch": [event, ...]}``."""
+class EventsRequest(SegmentEvent):
+    """One Segment event, or Segment's batch shape ``{"batch": [event, ...]}``."""
 
-    model_config = ConfigDict(extra="allow")
+    batch: list[SegmentEvent] | None = Field(None, min_length=1, max_length=1000)
 
-    batch: list[SegmentEvent] = Field(min_length=1, max_length=1000)
+    def payloads(self) -> list[dict[str, Any]]:
+        """The events as sent (fields CIP does not read are kept)."""
+        if self.batch is not None:
+            return [e.model_dump(exclude_unset=True) for e in self.batch]
+        return [self.model_dump(exclude_unset=True, exclude={"batch"})]
 
 
 class Firing(BaseModel):
