@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 import bentoml
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
@@ -73,6 +73,8 @@ async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
 async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
     problems = exc.errors()
     first = problems[0] if problems else {"loc": ("body",), "msg": "invalid request"}
+    if first.get("type") == "json_invalid":
+        return _json(422, ErrorBody(error=f"the body is not valid JSON ({first.get('msg')})", field="body"))
     loc = [str(p) for p in first.get("loc", ()) if p != "body"]
     field = ".".join(loc) or "body"
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -116,6 +118,15 @@ def authorize(request: Request, endpoint: str) -> str:
     if role not in allowed:
         raise ApiError(403, f"role '{role}' may not call {endpoint}", fix=f"use a key with role {' or '.join(allowed)}")
     return role
+
+
+def role_for(endpoint: str) -> Any:
+    """A dependency giving the caller's role for ``endpoint`` (checked before the body is validated)."""
+
+    def check(request: Request) -> str:
+        return authorize(request, endpoint)
+
+    return Depends(check)
 
 
 def _respond(model: Any) -> Response:
@@ -165,9 +176,8 @@ class CIP:
         response_model=ScoreResponse,
         responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
     )
-    async def score(self, body: ScoreRequest, request: Request) -> Response:
+    async def score(self, body: ScoreRequest, role: str = role_for("score")) -> Response:
         """Scores, next best action, segments, reasons, model versions and freshness per customer."""
-        authorize(request, "score")
         return _respond(self.engine.score(body))
 
     @app.post(
@@ -175,10 +185,9 @@ class CIP:
         response_model=EventsResponse,
         responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 422: {"model": ErrorBody}},
     )
-    def events(self, body: EventsRequest, request: Request) -> Response:
+    def events(self, body: EventsRequest, role: str = role_for("events")) -> Response:
         """Segment track/identify/page/alias events (one, or ``{"batch": [...]}``): logged durably,
         resolved to a customer, pushed to the online store, checked against trigger rules."""
-        authorize(request, "events")
         return _respond(self.engine.ingest(body.payloads()))
 
     @app.get(
@@ -186,9 +195,8 @@ class CIP:
         response_model=CustomerProfile,
         responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
     )
-    def customer(self, customer_id: str, request: Request) -> Response:
+    def customer(self, customer_id: str, role: str = role_for("customers")) -> Response:
         """The 360° customer: golden record (PII for allowed roles), identities, traits, consent, scores."""
-        role = authorize(request, "customers")
         return _respond(self.engine.customer(customer_id, pii=role in CONFIG.pii_roles))
 
     @app.get("/info")
