@@ -1,5 +1,6 @@
-"""The real-time service over real HTTP: `bentoml serve serving.service:CIP` as a subprocess on a
-copy of the trained test world (it writes events, links, pushes and a model promotion there)."""
+"""The real-time service over real HTTP: `cip serve` (which runs `bentoml serve serving.service:CIP`)
+as a subprocess on a copy of the trained test world (it writes events, links, pushes and a model
+promotion there)."""
 
 from __future__ import annotations
 
@@ -105,7 +106,7 @@ def server(world):
     env = {**os.environ, "CIP_CONFIG": str(config), "OMP_NUM_THREADS": "1", "BENTOML_DO_NOT_TRACK": "true"}
     log = open(config.parent / "serve.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bentoml", "serve", "serving.service:CIP", "--port", str(port), "--host", "127.0.0.1"],
+        [sys.executable, "-m", "cli", "serve", "--port", str(port), "--host", "127.0.0.1", "--workers", "1"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
