@@ -27,6 +27,7 @@ from serving.config import ServingSettings
 from serving.event_log import EventLog
 from serving.events import EventRejected, LiveEvent, accept
 from serving.fast_features import LAST_EVENT, OnlineFeatureReader
+from serving.fast_score import FastResult, FastScorer
 from serving.identity import IdentityIndex
 from serving.lake_rows import LakeRows, plain
 from serving.schemas import (
@@ -100,6 +101,7 @@ class Engine:
         self.config = settings.serving
         self.scorer = Scorer.load(settings)
         self.reader = OnlineFeatureReader(settings, self.scorer.feature_columns, self.scorer.services)
+        self.fast = FastScorer(self.reader.columns)
         self.book: SegmentBook = load_segments(settings)
         self.thresholds = latest_thresholds(settings)
         lake = Lake(settings.lake_dir)
@@ -149,6 +151,7 @@ class Engine:
                 changed["models"] = True
                 if self.scorer.feature_columns != self.reader.columns:
                     self.reader = OnlineFeatureReader(self.settings, self.scorer.feature_columns, self.scorer.services)
+                    self.fast = FastScorer(self.reader.columns)
                 log.info("champions now %s", self.scorer.versions)
         except Exception:  # the registry may be busy: keep serving the loaded models
             log.exception("champion reload failed; serving %s", self.scorer.versions)
@@ -209,28 +212,31 @@ class Engine:
             raise BadRequest("as_of", "has no timezone", fix="give an instant, e.g. 2026-06-30T23:59:59Z")
         k = self.settings.training.reasons if request.reasons is None else request.reasons
         request_ts = (request.as_of or datetime.now(UTC)).astimezone(UTC)
-        rows = self.reader.read(list(ids), request_ts)
-        result = scorer.score(rows.frame, reasons=k, models=request.models)
-        versions = result.versions or {n: scorer.versions[n] for n in (request.models or scorer.versions)}
+        reader, fast = self.reader, self.fast
+        rows = reader.read(list(ids), request_ts)
+        result = fast.score(scorer, rows.matrix, ids, reasons=k, models=request.models, frame=lambda: rows.frame)
         customers = self._assemble(ids, rows, result, request.include_features)
         th = self.thresholds[1] if self.thresholds else {}
         return ScoreResponse(
-            model_versions=versions,
+            model_versions=result.versions,
             segments_run=self.thresholds[0] if self.thresholds else None,
             segments_skipped=self.book.skipped(th),
             customers=customers,
         )
 
-    def _assemble(self, ids: Sequence[str], rows: Any, result: Any, include_features: bool) -> list[CustomerScore]:
-        wide = result.wide
-        records = wide.to_dict("records")
+    def _assemble(
+        self, ids: Sequence[str], rows: Any, result: FastResult, include_features: bool
+    ) -> list[CustomerScore]:
+        columns: dict[str, Any] = {c: v.tolist() for c, v in result.columns.items()}
+        if result.extra is not None:
+            columns |= {c: result.extra[c].tolist() for c in result.extra.columns}
         th = self.thresholds[1] if self.thresholds else {}
-        prop_cols = [c for c in wide.columns if c.startswith("propensity_")]
-        nba_values = [c for c in wide.columns if c.startswith("nba_value_")]
+        prop_cols = [c for c in columns if c.startswith("propensity_")]
+        nba_values = [c for c in columns if c.startswith("nba_value_")]
         out = []
         feature_records = rows.frame.to_dict("records") if include_features else None
         for i, cid in enumerate(ids):
-            rec = records[i]
+            rec = {c: v[i] for c, v in columns.items()}
             segment_input = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
             for f in self._trait_fields:
                 segment_input[f] = self.traits.value(cid, f)
@@ -357,9 +363,13 @@ class Engine:
         if not wanted:
             return
         ids = list(dict.fromkeys(customers[e.message_id] for e in wanted))
-        rows = self.reader.read(ids, now)
-        wide = self.scorer.score(rows.frame, reasons=0).wide
-        scores = {cid: wide.iloc[i].to_dict() for i, cid in enumerate(ids)}
+        scorer, reader, fast = self.scorer, self.reader, self.fast
+        rows = reader.read(ids, now)
+        result = fast.score(scorer, rows.matrix, ids, reasons=0, frame=lambda: rows.frame)
+        scores = {cid: {c: float(v[i]) for c, v in result.columns.items()} for i, cid in enumerate(ids)}
+        if result.extra is not None:
+            for i, cid in enumerate(ids):
+                scores[cid] |= result.extra.iloc[i].to_dict()
         with self.state.transaction() as con:
             for e in wanted:
                 cid = customers[e.message_id]

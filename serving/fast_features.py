@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cip.errors import MissingInputError
+from cip.errors import CipError, MissingInputError
 from features import catalog as cat
 from features.online import entity_keys
 from features.quick import UnsupportedValue, days_between, decode_value, event_time, online_config
@@ -32,11 +32,20 @@ LAST_EVENT = "last_event_ts"
 class FeatureRows:
     """Features of a batch of customers, in request order."""
 
-    frame: pd.DataFrame  # customer_id + the requested feature columns (missing: NaN)
+    customer_ids: list[str]
+    columns: list[str]
+    matrix: np.ndarray  # one row per customer, one float column per feature (missing: NaN)
     found: list[bool]  # the online store holds any row of the customer
     snapshot_ts: list[datetime | None]  # batch snapshot of each customer's batch features
     last_event_ts: list[datetime | None]  # latest pushed live event
     request_ts: datetime
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """customer_id + the feature columns."""
+        frame = pd.DataFrame(self.matrix, columns=self.columns)
+        frame.insert(0, cat.JOIN_KEY, np.array(self.customer_ids, dtype=object))
+        return frame
 
 
 def _view_of(feature: str) -> str:
@@ -51,7 +60,7 @@ class OnlineFeatureReader:
     def __init__(self, settings: Any, columns: list[str], services: list[str]) -> None:
         unknown = [c for c in columns if c not in cat.FEATURES]
         if unknown:
-            raise cat.unknown_service(", ".join(unknown))
+            raise CipError(f"features not in the catalogue: {', '.join(unknown)}", fix="see features/catalog.py")
         self.settings = settings
         self.columns = list(columns)
         self.services = list(services)
@@ -132,10 +141,10 @@ class OnlineFeatureReader:
                 v = days_between(request_ts, values.get(spec[0])) if spec else values.get(c)
                 if v is not None:
                     matrix[i, j] = v
-        frame = pd.DataFrame(matrix, columns=self.columns)
-        frame.insert(0, cat.JOIN_KEY, np.array(customer_ids, dtype=object))
         return FeatureRows(
-            frame=frame,
+            customer_ids=list(customer_ids),
+            columns=self.columns,
+            matrix=matrix,
             found=[bool(v) for v in found],
             snapshot_ts=snap,
             last_event_ts=[v.get(LAST_EVENT) for v in found],
@@ -158,4 +167,5 @@ class OnlineFeatureReader:
         for c in self.columns:
             if c not in frame.columns:
                 frame[c] = np.nan
-        return FeatureRows(frame[[cat.JOIN_KEY, *self.columns]], found, [None] * n, last, request_ts)
+        matrix = frame[self.columns].to_numpy(dtype=float)
+        return FeatureRows(list(customer_ids), self.columns, matrix, found, [None] * n, last, request_ts)

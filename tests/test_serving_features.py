@@ -1,0 +1,100 @@
+"""The service's fast paths hold to the reference ones: the one-statement online read to Feast's
+own read of each FeatureService (fresh pushed features included), the matrix scorer to
+``Scorer.score``."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from features import catalog as cat
+
+AS_OF = datetime(2026, 7, 1, 6, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def world(trained_world, tmp_path_factory):
+    """The trained world with a private copy of the feature store (events are pushed into it)."""
+    from cli.settings import Settings
+
+    settings, _ = trained_world
+    root = tmp_path_factory.mktemp("serving_features")
+    shutil.copytree(settings.features_dir, root / "features")
+    (root / "lake").symlink_to(settings.lake_dir)
+    return Settings(data_dir=root, mlruns_dir=settings.mlruns_dir)
+
+
+@pytest.fixture(scope="module")
+def scorer(world):
+    from training.scoring import Scorer
+
+    return Scorer.load(world)
+
+
+@pytest.fixture(scope="module")
+def customers(world):
+    ids = pq.read_table(world.lake_dir / "derived" / "profiles.parquet", columns=["customer_id"])
+    return ids["customer_id"].to_pylist()[:150] + ["cus_not_in_the_store"]
+
+
+def _feast_frame(store, scorer, ids, at) -> pd.DataFrame:
+    frame = pd.DataFrame({cat.JOIN_KEY: ids})
+    for service in scorer.services:
+        got = store.online_features(service, ids, at)
+        for c in scorer.feature_columns:
+            if c in got and c not in frame.columns:
+                frame[c] = pd.to_numeric(pd.Series(got[c], dtype=object), errors="coerce").astype(float)
+    return frame
+
+
+def test_online_read_equals_feast_with_fresh_events(world, scorer, customers):
+    from features.store import open_store
+    from serving.fast_features import OnlineFeatureReader
+
+    store = open_store(world)
+    pushed = customers[:5]
+    now = AS_OF - timedelta(minutes=10)
+    events = pd.DataFrame(
+        {
+            cat.JOIN_KEY: [c for c in pushed for _ in range(3)],
+            "ts": [now - timedelta(minutes=m) for _ in pushed for m in (1, 5, 90)],
+            "event": ["Product Added", "Product Viewed", "Product Added"] * len(pushed),
+        }
+    )
+    store.push_events(events)
+    reader = OnlineFeatureReader(world, scorer.feature_columns, scorer.services)
+    assert reader.fast
+    rows = reader.read(customers, AS_OF)
+    expected = _feast_frame(store, scorer, customers, AS_OF)
+    pd.testing.assert_frame_equal(rows.frame, expected[rows.frame.columns], check_exact=True)
+    has_values = expected[rows.columns].notna().any(axis=1).tolist()
+    assert rows.found == has_values and rows.found[-1] is False and sum(has_values) > 100
+    assert all(ts is not None for ts in rows.last_event_ts[:5]) and rows.last_event_ts[5] is None
+    fresh = [c for c in ("cart_adds_1h", "product_views_1h") if c in rows.columns]
+    assert fresh and rows.frame.loc[0, "cart_adds_1h"] == 1  # the add 90 minutes earlier left the hour
+
+
+def test_matrix_scorer_equals_scorer_score(world, scorer, customers):
+    from serving.fast_features import OnlineFeatureReader
+    from serving.fast_score import FastScorer
+
+    reader = OnlineFeatureReader(world, scorer.feature_columns, scorer.services)
+    rows = reader.read(customers, AS_OF)
+    fast = FastScorer(reader.columns)
+    for k in (3, 0):
+        got = fast.score(scorer, rows.matrix, customers, reasons=k)
+        ref = scorer.score(rows.frame, reasons=k)
+        assert got.extra is None  # every loaded model took the matrix path
+        assert set(got.columns) == set(ref.wide.columns) - {cat.JOIN_KEY}
+        for c, values in got.columns.items():
+            np.testing.assert_array_equal(values, ref.wide[c].to_numpy(dtype=float), err_msg=c)
+        assert got.reasons == ref.reasons
+        assert got.versions == ref.versions
+    one = fast.score(scorer, rows.matrix[3:4], customers[3:4], reasons=3, models=["propensity"])
+    ref = scorer.score(rows.frame.iloc[3:4].reset_index(drop=True), reasons=3, models=["propensity"])
+    assert one.reasons == ref.reasons and list(one.versions) == ["propensity"]
