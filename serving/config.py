@@ -94,6 +94,12 @@ class ServingConfig(BaseModel):
         default_factory=lambda: ["admin"], description="Roles that see PII in GET /customers/{id}."
     )
     max_customers_per_request: int = Field(1000, ge=1)
+    shap_threads: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="Threads a request may use for reason codes (TreeSHAP of large models split by tree range).",
+    )
     reload_interval_seconds: float = Field(
         10.0, gt=0, description="How often a worker checks MLflow for new champions and the lake for a new identity map."
     )

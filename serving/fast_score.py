@@ -14,9 +14,12 @@ through the same ranking as ``training.reasons.top_reasons``. A model of a kind 
 from __future__ import annotations
 
 from collections.abc import Sequence
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -44,9 +47,15 @@ class _Plan:
     categories: list[str] | None  # per-category model: categories in code order
     wide: list[str] | None  # per-category model: wide categories in declared order
     descriptions: list[str]
+    leaves: np.ndarray  # cumulative leaf count over the trees used (TreeSHAP's cost grows with it)
+    #: Private copies of the booster, one per thread slot, each used under its lock: LightGBM
+    #: keeps a prediction's tree range in the booster, so concurrent predictions over different
+    #: ranges on one booster would race.
+    boosters: list[Any]
+    locks: list[threading.Lock]
 
 
-def _plan(model: Any, columns: dict[str, int]) -> _Plan | None:
+def _plan(model: Any, columns: dict[str, int], slots: int) -> _Plan | None:
     est = model.estimator
     if not isinstance(est, GBMModel) or est.task not in ("binary", "regression"):
         return None
@@ -63,23 +72,30 @@ def _plan(model: Any, columns: dict[str, int]) -> _Plan | None:
     elif est.categories_:
         return None
     index = np.array([columns.get(f, -1) if f != CATEGORY else -1 for f in feats], dtype=np.int64)
-    return _Plan(index, cats, wide, [describe(f) for f in feats])
+    trees = est.booster_.dump_model(num_iteration=est.best_iteration_)["tree_info"]
+    leaves = np.cumsum([t["num_leaves"] for t in trees])
+    text = est.booster_.model_to_string(num_iteration=-1)
+    boosters = [lgb.Booster(model_str=text) for _ in range(slots)]
+    return _Plan(index, cats, wide, [describe(f) for f in feats], leaves, boosters, [threading.Lock() for _ in boosters])
 
 
 class FastScorer:
     """Scores a feature matrix whose columns are ``columns`` with the scorer's loaded models."""
 
-    def __init__(self, columns: Sequence[str]) -> None:
+    def __init__(self, columns: Sequence[str], threads: int = 1, split_trees: int = 200) -> None:
         self.columns = list(columns)
         self._where = {c: j for j, c in enumerate(self.columns)}
         self._plans: dict[int, _Plan | None] = {}
+        self.threads = max(1, threads)
+        self.split_trees = split_trees
+        self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="shap") if self.threads > 1 else None
 
     def plan(self, model: Any) -> _Plan | None:
         key = id(model)
         if key not in self._plans:
             if len(self._plans) > 64:
                 self._plans.clear()
-            self._plans[key] = _plan(model, self._where)
+            self._plans[key] = _plan(model, self._where, self.threads)
         return self._plans[key]
 
     def score(
@@ -97,15 +113,17 @@ class FastScorer:
         names = list(loaded) if models is None else list(models)
         out = FastResult(versions={n: str(loaded[n].version) for n in names})
         slow = []
+        jobs: list[_Job] = []
         for name in names:
             model = loaded[name]
             plan = self.plan(model)
             if plan is None:
                 slow.append(name)
             elif plan.categories is None:
-                self._single(name, model, plan, matrix, reasons, out)
+                jobs += self._single(name, model, plan, matrix, reasons, out)
             else:
-                self._per_category(name, model, plan, matrix, reasons, out)
+                jobs += self._per_category(name, model, plan, matrix, reasons, out)
+        self._explain(jobs, out)
         if slow:
             df = frame() if callable(frame) else frame
             res = scorer.score(df, reasons=reasons, models=slow)
@@ -114,18 +132,61 @@ class FastScorer:
         return out
 
     @staticmethod
-    def _predict(model: Any, m: np.ndarray, **kind: bool) -> np.ndarray:
+    def _predict(model: Any, plan: _Plan, m: np.ndarray, slot: int = 0, start: int = 0, trees: int | None = None, **kind: bool) -> np.ndarray:
         est = model.estimator
-        return np.asarray(est.booster_.predict(m, num_iteration=est.best_iteration_, num_threads=1, **kind))
+        n = est.best_iteration_ if trees is None else trees
+        with plan.locks[slot]:
+            return np.asarray(
+                plan.boosters[slot].predict(m, start_iteration=start, num_iteration=n, num_threads=1, **kind)
+            )
 
-    def _single(self, name: str, model: Any, plan: _Plan, matrix: np.ndarray, k: int, out: FastResult) -> None:
+    def _explain(self, jobs: list[_Job], out: FastResult) -> None:
+        """Reason codes of every model. TreeSHAP dominates a request, and contributions add up
+        over trees: with ``threads`` > 1, large models are cut into tree ranges of equal leaf
+        count, and the pieces of all models are spread over the threads (longest first, each to
+        the least loaded), this thread taking one share, so one request uses every core."""
+        if not jobs:
+            return
+        pieces: list[tuple[float, int, int, int]] = []  # cost, job, first tree, trees
+        for i, job in enumerate(jobs):
+            cum = job.plan.leaves
+            n = len(cum)
+            parts = self.threads if self._pool is not None and n >= self.split_trees else 1
+            cuts = [0, *(int(np.searchsorted(cum, cum[-1] * q / parts)) for q in range(1, parts)), n]
+            for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+                if b > a:
+                    pieces.append((float(cum[b - 1] - (cum[a - 1] if a else 0)) * len(job.values), i, a, b - a))
+        buckets: list[list[tuple[float, int, int, int]]] = [[] for _ in range(self.threads if self._pool else 1)]
+        for piece in sorted(pieces, reverse=True):
+            min(buckets, key=lambda bk: sum(x[0] for x in bk)).append(piece)
+
+        def run(slot: int, bucket: list[tuple[float, int, int, int]]) -> list[tuple[int, int, np.ndarray]]:
+            done = []
+            for _, i, a, n in bucket:
+                job = jobs[i]
+                c = self._predict(job.model, job.plan, job.values, slot, a, n, pred_contrib=True)
+                done.append((i, a, c))
+            return done
+
+        busy = [(t, b) for t, b in enumerate(buckets) if b]
+        futures = [self._pool.submit(run, t, b) for t, b in busy[1:]] if self._pool is not None else []
+        results = run(*busy[0]) + [r for f in futures for r in f.result()]
+        totals: dict[int, np.ndarray] = {}
+        for i, _, c in sorted(results, key=lambda r: (r[0], r[1])):  # a model's pieces in tree order
+            totals[i] = c if i not in totals else totals[i] + c
+        for i, job in enumerate(jobs):
+            out.reasons[job.name] = _top(
+                totals[i], job.model.features, job.values, job.plan.descriptions, job.k, job.category
+            )
+
+    def _single(self, name: str, model: Any, plan: _Plan, matrix: np.ndarray, k: int, out: FastResult) -> list[_Job]:
         m = np.ascontiguousarray(matrix[:, plan.index])
-        out.columns[model.spec.score_column] = model.estimator.from_raw(self._predict(model, m, raw_score=True))
-        if k > 0:
-            contrib = self._predict(model, m, pred_contrib=True)
-            out.reasons[name] = _top(contrib, model.features, m, plan.descriptions, k, None)
+        out.columns[model.spec.score_column] = model.estimator.from_raw(self._predict(model, plan, m, raw_score=True))
+        return [_Job(name, model, plan, m, k, None)] if k > 0 and len(m) else []
 
-    def _per_category(self, name: str, model: Any, plan: _Plan, matrix: np.ndarray, k: int, out: FastResult) -> None:
+    def _per_category(
+        self, name: str, model: Any, plan: _Plan, matrix: np.ndarray, k: int, out: FastResult
+    ) -> list[_Job]:
         cats = plan.categories or []
         n, c = matrix.shape[0], len(cats)
         pos = int(np.flatnonzero(plan.index < 0)[0])
@@ -133,16 +194,28 @@ class FastScorer:
         m = np.repeat(base, c, axis=0)
         m[:, pos] = np.tile(np.arange(c, dtype=float), n)
         m = np.ascontiguousarray(m)
-        scores = model.estimator.from_raw(self._predict(model, m, raw_score=True)).reshape(n, c)
+        scores = model.estimator.from_raw(self._predict(model, plan, m, raw_score=True)).reshape(n, c)
         where = {cat: j for j, cat in enumerate(cats)}
         for cat in plan.wide or []:
             out.columns[propensity_column(cat)] = scores[:, where[cat]] if cat in where else np.full(n, np.nan)
         if k > 0 and n:
             top = np.argmax(scores, axis=1)
-            pick = m[np.arange(n) * c + top]
-            contrib = self._predict(model, np.ascontiguousarray(pick), pred_contrib=True)
+            pick = np.ascontiguousarray(m[np.arange(n) * c + top])
             labels = np.array(cats, dtype=object)[top]
-            out.reasons[name] = _top(contrib, model.features, pick, plan.descriptions, k, (pos, labels))
+            return [_Job(name, model, plan, pick, k, (pos, labels))]
+        return []
+
+
+@dataclass
+class _Job:
+    """Reason codes to compute: a model's contributions for the rows ``values``."""
+
+    name: str
+    model: Any
+    plan: _Plan
+    values: np.ndarray
+    k: int
+    category: tuple[int, np.ndarray] | None
 
 
 def _top(

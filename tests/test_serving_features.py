@@ -86,7 +86,8 @@ def test_matrix_scorer_equals_scorer_score(world, scorer, customers):
     reader = OnlineFeatureReader(world, scorer.feature_columns, scorer.services)
     rows = reader.read(customers, AS_OF)
     fast = FastScorer(reader.columns)
-    for k in (3, 0):
+    split = FastScorer(reader.columns, threads=2, split_trees=10)  # TreeSHAP over tree ranges, added up
+    for k, fast in [(3, fast), (0, fast), (3, split)]:
         got = fast.score(scorer, rows.matrix, customers, reasons=k)
         ref = scorer.score(rows.frame, reasons=k)
         assert got.extra is None  # every loaded model took the matrix path
