@@ -55,7 +55,8 @@ class ScoreThreshold(BaseModel):
     threshold: float = 0.7
     window_minutes: float = Field(1440.0, gt=0)
     events: list[str] = Field(
-        default_factory=list, description="Events (track names, or page/identify/alias) that check it; empty: every event."
+        default_factory=list,
+        description="Events (track names, or page/identify/alias) that check it; empty: every event.",
     )
 
 
@@ -101,21 +102,31 @@ class ServingConfig(BaseModel):
         description="Threads a request may use for reason codes (TreeSHAP of large models split by tree range).",
     )
     reload_interval_seconds: float = Field(
-        10.0, gt=0, description="How often a worker checks MLflow for new champions and the lake for a new identity map."
+        10.0,
+        gt=0,
+        description="How often a worker checks MLflow for new champions and the lake for a new identity map.",
     )
-    trigger_sweep_seconds: float = Field(1.0, gt=0, description="How often due cart-abandonment timers are fired.")
+    trigger_sweep_seconds: float = Field(
+        1.0, gt=0, description="How often due cart-abandonment timers are fired."
+    )
     triggers: list[TriggerRule] = Field(default_factory=default_triggers)
     segment_max_events: int = Field(
-        10_000, ge=1, description="Events per event-log segment before it is closed (and `cip ingest` can read it)."
+        10_000,
+        ge=1,
+        description="Events per event-log segment before it is closed (and `cip ingest` can read it).",
     )
-    segment_max_seconds: float = Field(300.0, gt=0, description="Age at which an event-log segment is closed.")
+    segment_max_seconds: float = Field(
+        300.0, gt=0, description="Age at which an event-log segment is closed."
+    )
     access_log: bool = Field(False, description="BentoML's per-request access log (costs latency).")
 
     @model_validator(mode="after")
     def _check(self) -> ServingConfig:
         unknown = set(self.permissions) - set(ENDPOINTS)
         if unknown:
-            raise ValueError(f"permissions: unknown endpoint {', '.join(sorted(unknown))}; use {', '.join(ENDPOINTS)}")
+            raise ValueError(
+                f"permissions: unknown endpoint {', '.join(sorted(unknown))}; use {', '.join(ENDPOINTS)}"
+            )
         names = [t.name for t in self.triggers]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

@@ -93,6 +93,26 @@ def _num(v: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
+def next_best_action(rec: dict[str, Any]) -> NextBestAction | None:
+    """The NBA part of one customer's scores, or None when no NBA model is loaded. Alternatives come
+    from an ``alternatives`` column (list of ``{action, value}``, as the NBA runtime returns them) or,
+    failing that, from ``nba_value_<action>`` columns; best first, the chosen action left out."""
+    action = rec.get("next_best_action")
+    if action is None or (isinstance(action, float) and math.isnan(action)):
+        return None
+    given = rec.get("alternatives")
+    if isinstance(given, (list, tuple)):
+        pairs = [(str(a["action"]), a.get("value")) for a in given if isinstance(a, dict) and "action" in a]
+    else:
+        pairs = [(c.removeprefix("nba_value_"), rec[c]) for c in rec if c.startswith("nba_value_")]
+        pairs = [(a, v) for a, v in pairs if a in OFFERS]
+    alts = sorted(
+        (Alternative(action=a, value=_num(v)) for a, v in pairs if a != action),
+        key=lambda a: -(a.value if a.value is not None else -math.inf),
+    )
+    return NextBestAction(action=str(action), expected_value=_num(rec.get("nba_value")), alternatives=alts)
+
+
 class Engine:
     """Models, stores and state of one worker process."""
 
@@ -150,7 +170,9 @@ class Engine:
             if self.scorer.reload_if_changed(self.settings):
                 changed["models"] = True
                 if self.scorer.feature_columns != self.reader.columns:
-                    self.reader = OnlineFeatureReader(self.settings, self.scorer.feature_columns, self.scorer.services)
+                    self.reader = OnlineFeatureReader(
+                        self.settings, self.scorer.feature_columns, self.scorer.services
+                    )
                     self.fast = FastScorer(self.reader.columns, threads=self.config.shap_threads)
                 log.info("champions now %s", self.scorer.versions)
         except Exception:  # the registry may be busy: keep serving the loaded models
@@ -180,7 +202,8 @@ class Engine:
         if customer_id in self._provisional:
             return True
         row = self.state.query(
-            "SELECT 1 FROM identity_links WHERE customer_id = ? AND kind = 'provisional' LIMIT 1", [customer_id]
+            "SELECT 1 FROM identity_links WHERE customer_id = ? AND kind = 'provisional' LIMIT 1",
+            [customer_id],
         )
         if row:
             self._provisional.add(customer_id)
@@ -206,7 +229,9 @@ class Engine:
             bad = [m for m in request.models if m not in scorer.versions]
             if bad:
                 raise BadRequest(
-                    "models", f"no loaded model called {', '.join(bad)}", fix=f"choose from {', '.join(scorer.versions)}"
+                    "models",
+                    f"no loaded model called {', '.join(bad)}",
+                    fix=f"choose from {', '.join(scorer.versions)}",
                 )
         if request.as_of is not None and request.as_of.tzinfo is None:
             raise BadRequest("as_of", "has no timezone", fix="give an instant, e.g. 2026-06-30T23:59:59Z")
@@ -214,7 +239,9 @@ class Engine:
         request_ts = (request.as_of or datetime.now(UTC)).astimezone(UTC)
         reader, fast = self.reader, self.fast
         rows = reader.read(list(ids), request_ts)
-        result = fast.score(scorer, rows.matrix, ids, reasons=k, models=request.models, frame=lambda: rows.frame)
+        result = fast.score(
+            scorer, rows.matrix, ids, reasons=k, models=request.models, frame=lambda: rows.frame
+        )
         customers = self._assemble(ids, rows, result, request.include_features)
         th = self.thresholds[1] if self.thresholds else {}
         return ScoreResponse(
@@ -232,28 +259,16 @@ class Engine:
             columns |= {c: result.extra[c].tolist() for c in result.extra.columns}
         th = self.thresholds[1] if self.thresholds else {}
         prop_cols = [c for c in columns if c.startswith("propensity_")]
-        nba_values = [c for c in columns if c.startswith("nba_value_")]
         out = []
         feature_records = rows.frame.to_dict("records") if include_features else None
         for i, cid in enumerate(ids):
             rec = {c: v[i] for c, v in columns.items()}
-            segment_input = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
+            segment_input = {
+                k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()
+            }
             for f in self._trait_fields:
                 segment_input[f] = self.traits.value(cid, f)
-            nba = None
-            if rec.get("next_best_action") is not None:
-                alts = sorted(
-                    (
-                        Alternative(action=c.removeprefix("nba_value_"), value=_num(rec[c]))
-                        for c in nba_values
-                        if c.removeprefix("nba_value_") != rec["next_best_action"]
-                        and c.removeprefix("nba_value_") in OFFERS
-                    ),
-                    key=lambda a: -(a.value if a.value is not None else -math.inf),
-                )
-                nba = NextBestAction(
-                    action=str(rec["next_best_action"]), expected_value=_num(rec.get("nba_value")), alternatives=alts
-                )
+            nba = next_best_action(rec)
             out.append(
                 CustomerScore(
                     customer_id=cid,
@@ -263,11 +278,11 @@ class Engine:
                     propensity={c.removeprefix("propensity_"): _num(rec[c]) for c in prop_cols},
                     next_best_action=nba,
                     segments=self.book.segments_for(segment_input, th),
-                    reasons={
-                        m: [Reason(**r) for r in per[i]] for m, per in result.reasons.items()
-                    },
+                    reasons={m: [Reason(**r) for r in per[i]] for m, per in result.reasons.items()},
                     freshness=Freshness(
-                        snapshot_ts=rows.snapshot_ts[i], last_event_ts=rows.last_event_ts[i], request_ts=rows.request_ts
+                        snapshot_ts=rows.snapshot_ts[i],
+                        last_event_ts=rows.last_event_ts[i],
+                        request_ts=rows.request_ts,
                     ),
                     features=(
                         {k: plain(v) for k, v in feature_records[i].items() if k != cat.JOIN_KEY}
@@ -320,7 +335,10 @@ class Engine:
                 )
                 self.triggers.on_event(con, e, res.customer_id)
                 results[e.message_id] = EventResult(
-                    message_id=e.message_id, customer_id=res.customer_id, provisional=res.provisional, linked=res.linked
+                    message_id=e.message_id,
+                    customer_id=res.customer_id,
+                    provisional=res.provisional,
+                    linked=res.linked,
                 )
         if fresh:
             self._push(fresh, customers)
@@ -334,7 +352,12 @@ class Engine:
             else:
                 cid = seen.get(e.message_id) or customers.get(e.message_id) or ""
                 out.append(
-                    EventResult(message_id=e.message_id, customer_id=cid, provisional=self.is_provisional(cid), duplicate=True)
+                    EventResult(
+                        message_id=e.message_id,
+                        customer_id=cid,
+                        provisional=self.is_provisional(cid),
+                        duplicate=True,
+                    )
                 )
         return EventsResponse(accepted=len(fresh), results=out)
 
@@ -357,7 +380,11 @@ class Engine:
             self._store.push_events(frame)
 
     def _score_triggers(
-        self, events: list[LiveEvent], customers: dict[str, str], results: dict[str, EventResult], now: datetime
+        self,
+        events: list[LiveEvent],
+        customers: dict[str, str],
+        results: dict[str, EventResult],
+        now: datetime,
     ) -> None:
         wanted = [e for e in events if self.triggers.wants_scores(e)]
         if not wanted:
@@ -392,7 +419,9 @@ class Engine:
         ]
         for link in self.state.links_of(customer_id):
             t, v = link["node"].split(":", 1)
-            identities.append(Identity(type=t, value=v if pii else None, source="live", first_seen=link["created_at"]))
+            identities.append(
+                Identity(type=t, value=v if pii else None, source="live", first_seen=link["created_at"])
+            )
         live = self.score(ScoreRequest(customer_ids=[customer_id])).customers[0]
         return CustomerProfile(
             customer_id=customer_id,

@@ -60,7 +60,9 @@ class OnlineFeatureReader:
     def __init__(self, settings: Any, columns: list[str], services: list[str]) -> None:
         unknown = [c for c in columns if c not in cat.FEATURES]
         if unknown:
-            raise CipError(f"features not in the catalogue: {', '.join(unknown)}", fix="see features/catalog.py")
+            raise CipError(
+                f"features not in the catalogue: {', '.join(unknown)}", fix="see features/catalog.py"
+            )
         self.settings = settings
         self.columns = list(columns)
         self.services = list(services)
@@ -78,7 +80,11 @@ class OnlineFeatureReader:
                 f"no online store at {config.path}", fix="run `cip features materialize` first"
             )
         self.path = config.path
-        stored = list(dict.fromkeys([*(cat.ON_DEMAND_DAYS[c][0] if c in cat.ON_DEMAND_DAYS else c for c in columns), LAST_EVENT]))
+        stored = list(
+            dict.fromkeys(
+                [*(cat.ON_DEMAND_DAYS[c][0] if c in cat.ON_DEMAND_DAYS else c for c in columns), LAST_EVENT]
+            )
+        )
         views = list(dict.fromkeys(_view_of(c) for c in stored))
         self._views = views
         self._batch = {i for i, v in enumerate(views) if cat.VIEWS[v].kind == "batch"}
@@ -103,7 +109,9 @@ class OnlineFeatureReader:
     def _connection(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
         if con is None:
-            con = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=30, check_same_thread=False)
+            con = sqlite3.connect(
+                f"{self.path.as_uri()}?mode=ro", uri=True, timeout=30, check_same_thread=False
+            )
             self._local.con = con
         return con
 
@@ -118,7 +126,8 @@ class OnlineFeatureReader:
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 raise MissingInputError(
-                    f"the online store {self.path} lacks a table ({exc})", fix="run `cip features materialize`"
+                    f"the online store {self.path} lacks a table ({exc})",
+                    fix="run `cip features materialize`",
                 ) from None
             raise
         n = len(customer_ids)
@@ -163,7 +172,9 @@ class OnlineFeatureReader:
                     frame[c] = pd.to_numeric(pd.Series(got[c], dtype=object), errors="coerce").to_numpy(float)
             if LAST_EVENT in got:
                 last = [v if v is not None else last[i] for i, v in enumerate(got[LAST_EVENT])]
-            found = [f or any(got[c][i] is not None for c in got if c != cat.JOIN_KEY) for i, f in enumerate(found)]
+            found = [
+                f or any(got[c][i] is not None for c in got if c != cat.JOIN_KEY) for i, f in enumerate(found)
+            ]
         for c in self.columns:
             if c not in frame.columns:
                 frame[c] = np.nan

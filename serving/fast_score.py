@@ -13,8 +13,8 @@ through the same ranking as ``training.reasons.top_reasons``. A model of a kind 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 
 from training.datasets import CATEGORY
+from training.estimator import GBMModel
 from training.reasons import describe
 from training.scoring import Scorer, propensity_column
-from training.estimator import GBMModel
 
 
 @dataclass
@@ -76,7 +76,15 @@ def _plan(model: Any, columns: dict[str, int], slots: int) -> _Plan | None:
     leaves = np.cumsum([t["num_leaves"] for t in trees])
     text = est.booster_.model_to_string(num_iteration=-1)
     boosters = [lgb.Booster(model_str=text) for _ in range(slots)]
-    return _Plan(index, cats, wide, [describe(f) for f in feats], leaves, boosters, [threading.Lock() for _ in boosters])
+    return _Plan(
+        index,
+        cats,
+        wide,
+        [describe(f) for f in feats],
+        leaves,
+        boosters,
+        [threading.Lock() for _ in boosters],
+    )
 
 
 class FastScorer:
@@ -88,7 +96,9 @@ class FastScorer:
         self._plans: dict[int, _Plan | None] = {}
         self.threads = max(1, threads)
         self.split_trees = split_trees
-        self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="shap") if self.threads > 1 else None
+        self._pool = (
+            ThreadPoolExecutor(self.threads - 1, thread_name_prefix="shap") if self.threads > 1 else None
+        )
 
     def plan(self, model: Any) -> _Plan | None:
         key = id(model)
@@ -132,7 +142,15 @@ class FastScorer:
         return out
 
     @staticmethod
-    def _predict(model: Any, plan: _Plan, m: np.ndarray, slot: int = 0, start: int = 0, trees: int | None = None, **kind: bool) -> np.ndarray:
+    def _predict(
+        model: Any,
+        plan: _Plan,
+        m: np.ndarray,
+        slot: int = 0,
+        start: int = 0,
+        trees: int | None = None,
+        **kind: bool,
+    ) -> np.ndarray:
         est = model.estimator
         n = est.best_iteration_ if trees is None else trees
         with plan.locks[slot]:
@@ -155,8 +173,12 @@ class FastScorer:
             cuts = [0, *(int(np.searchsorted(cum, cum[-1] * q / parts)) for q in range(1, parts)), n]
             for a, b in zip(cuts[:-1], cuts[1:], strict=True):
                 if b > a:
-                    pieces.append((float(cum[b - 1] - (cum[a - 1] if a else 0)) * len(job.values), i, a, b - a))
-        buckets: list[list[tuple[float, int, int, int]]] = [[] for _ in range(self.threads if self._pool else 1)]
+                    pieces.append(
+                        (float(cum[b - 1] - (cum[a - 1] if a else 0)) * len(job.values), i, a, b - a)
+                    )
+        buckets: list[list[tuple[float, int, int, int]]] = [
+            [] for _ in range(self.threads if self._pool else 1)
+        ]
         for piece in sorted(pieces, reverse=True):
             min(buckets, key=lambda bk: sum(x[0] for x in bk)).append(piece)
 
@@ -179,9 +201,13 @@ class FastScorer:
                 totals[i], job.model.features, job.values, job.plan.descriptions, job.k, job.category
             )
 
-    def _single(self, name: str, model: Any, plan: _Plan, matrix: np.ndarray, k: int, out: FastResult) -> list[_Job]:
+    def _single(
+        self, name: str, model: Any, plan: _Plan, matrix: np.ndarray, k: int, out: FastResult
+    ) -> list[_Job]:
         m = np.ascontiguousarray(matrix[:, plan.index])
-        out.columns[model.spec.score_column] = model.estimator.from_raw(self._predict(model, plan, m, raw_score=True))
+        out.columns[model.spec.score_column] = model.estimator.from_raw(
+            self._predict(model, plan, m, raw_score=True)
+        )
         return [_Job(name, model, plan, m, k, None)] if k > 0 and len(m) else []
 
     def _per_category(
@@ -197,7 +223,9 @@ class FastScorer:
         scores = model.estimator.from_raw(self._predict(model, plan, m, raw_score=True)).reshape(n, c)
         where = {cat: j for j, cat in enumerate(cats)}
         for cat in plan.wide or []:
-            out.columns[propensity_column(cat)] = scores[:, where[cat]] if cat in where else np.full(n, np.nan)
+            out.columns[propensity_column(cat)] = (
+                scores[:, where[cat]] if cat in where else np.full(n, np.nan)
+            )
         if k > 0 and n:
             top = np.argmax(scores, axis=1)
             pick = np.ascontiguousarray(m[np.arange(n) * c + top])

@@ -88,7 +88,10 @@ class IdentityIndex:
         return [
             (t, n.split(":", 1)[1] if ":" in n else n, fs)
             for n, t, fs in zip(
-                table["node"].to_pylist(), table["node_type"].to_pylist(), table["first_seen"].to_pylist(), strict=True
+                table["node"].to_pylist(),
+                table["node_type"].to_pylist(),
+                table["first_seen"].to_pylist(),
+                strict=True,
             )
         ]
 
@@ -139,7 +142,8 @@ class IdentityIndex:
                 linked.append(anon)
         if not provisional:
             row = con.execute(
-                "SELECT 1 FROM identity_links WHERE customer_id = ? AND kind = 'provisional' LIMIT 1", (customer,)
+                "SELECT 1 FROM identity_links WHERE customer_id = ? AND kind = 'provisional' LIMIT 1",
+                (customer,),
             ).fetchone()
             provisional = row is not None and customer not in self.customers
         return Resolution(customer, provisional, linked)

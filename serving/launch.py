@@ -20,7 +20,9 @@ def preflight(settings: ServingSettings) -> None:
 
     online = online_config(settings)
     if online.path is not None and not online.path.exists():
-        raise MissingInputError(f"no online store at {online.path}", fix="run `cip features materialize` first")
+        raise MissingInputError(
+            f"no online store at {online.path}", fix="run `cip features materialize` first"
+        )
     if not Lake(settings.lake_dir).derived_path("identity_map").exists():
         raise MissingInputError("no identity map in the lake", fix="run `cip identity run` first")
     client = connect(settings)

@@ -20,7 +20,9 @@ class ScoreRequest(BaseModel):
     as_of: datetime | None = Field(
         None, description="Request time of the request-time features (default: now). Timezone required."
     )
-    include_features: bool = Field(False, description="Return the feature values the scores were computed from.")
+    include_features: bool = Field(
+        False, description="Return the feature values the scores were computed from."
+    )
 
 
 class Reason(BaseModel):
@@ -42,14 +44,18 @@ class NextBestAction(BaseModel):
 
 
 class Freshness(BaseModel):
-    snapshot_ts: datetime | None = Field(None, description="Batch snapshot the customer's batch features come from.")
+    snapshot_ts: datetime | None = Field(
+        None, description="Batch snapshot the customer's batch features come from."
+    )
     last_event_ts: datetime | None = Field(None, description="Latest live event pushed for the customer.")
     request_ts: datetime = Field(description="Clock of the request-time features (days_since_*).")
 
 
 class CustomerScore(BaseModel):
     customer_id: str
-    provisional: bool = Field(False, description="Known only from live events (not yet resolved by `cip identity run`).")
+    provisional: bool = Field(
+        False, description="Known only from live events (not yet resolved by `cip identity run`)."
+    )
     churn_probability: float | None = None
     clv_365d: float | None = None
     propensity: dict[str, float | None] = Field(default_factory=dict, description="Category -> probability.")
@@ -62,9 +68,12 @@ class CustomerScore(BaseModel):
 
 class ScoreResponse(BaseModel):
     model_versions: dict[str, str]
-    segments_run: str | None = Field(None, description="Batch run whose quantile thresholds the segments use.")
+    segments_run: str | None = Field(
+        None, description="Batch run whose quantile thresholds the segments use."
+    )
     segments_skipped: list[str] = Field(
-        default_factory=list, description="Segments not evaluated: their quantile thresholds are not computed yet."
+        default_factory=list,
+        description="Segments not evaluated: their quantile thresholds are not computed yet.",
     )
     customers: list[CustomerScore]
 
@@ -112,7 +121,9 @@ class EventResult(BaseModel):
     message_id: str
     customer_id: str
     provisional: bool
-    linked: list[str] = Field(default_factory=list, description="Identifiers linked to the customer by this event.")
+    linked: list[str] = Field(
+        default_factory=list, description="Identifiers linked to the customer by this event."
+    )
     duplicate: bool = Field(False, description="The messageId was accepted before; nothing was done again.")
     triggers: list[Firing] = Field(default_factory=list)
 
@@ -138,7 +149,9 @@ class CustomerProfile(BaseModel):
     identities: list[Identity] = Field(default_factory=list)
     traits: dict[str, Any] | None = None
     consent: dict[str, Any] | None = None
-    batch_scores: dict[str, Any] | None = Field(None, description="Latest `cip score` row (lake table `scores`).")
+    batch_scores: dict[str, Any] | None = Field(
+        None, description="Latest `cip score` row (lake table `scores`)."
+    )
     live_score: CustomerScore | None = None
 
 

@@ -33,7 +33,14 @@ from cip.settings import load_settings
 from serving.config import ServingSettings
 from serving.engine import BadRequest, Engine, UnknownCustomer
 from serving.events import EventRejected
-from serving.schemas import CustomerProfile, ErrorBody, EventsRequest, EventsResponse, ScoreRequest, ScoreResponse
+from serving.schemas import (
+    CustomerProfile,
+    ErrorBody,
+    EventsRequest,
+    EventsResponse,
+    ScoreRequest,
+    ScoreResponse,
+)
 
 log = logging.getLogger("cip.serving")
 
@@ -46,7 +53,24 @@ def _settings() -> ServingSettings:
 SETTINGS = _settings()
 CONFIG = SETTINGS.serving
 #: Latency histogram buckets (seconds) fine enough for millisecond requests.
-BUCKETS = [0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]
+BUCKETS = [
+    0.0005,
+    0.001,
+    0.0015,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+]
 
 app = FastAPI(
     title="CIP real-time API",
@@ -110,13 +134,19 @@ def authorize(request: Request, endpoint: str) -> str:
     """The caller's role, or 401/403."""
     key = request.headers.get(CONFIG.api_key_header)
     if not key:
-        raise ApiError(401, f"missing API key header {CONFIG.api_key_header}", fix="send your key in that header")
-    role = next((r for k, r in CONFIG.api_keys.items() if hmac.compare_digest(k.encode(), key.encode())), None)
+        raise ApiError(
+            401, f"missing API key header {CONFIG.api_key_header}", fix="send your key in that header"
+        )
+    role = next(
+        (r for k, r in CONFIG.api_keys.items() if hmac.compare_digest(k.encode(), key.encode())), None
+    )
     if role is None:
         raise ApiError(401, "unknown API key", fix="use a key from serving.api_keys")
     allowed = CONFIG.permissions.get(endpoint, [])
     if role not in allowed:
-        raise ApiError(403, f"role '{role}' may not call {endpoint}", fix=f"use a key with role {' or '.join(allowed)}")
+        raise ApiError(
+            403, f"role '{role}' may not call {endpoint}", fix=f"use a key with role {' or '.join(allowed)}"
+        )
     return role
 
 
@@ -149,8 +179,12 @@ class CIP:
         self.engine = Engine(self.settings)
         self._stop = threading.Event()
         self._threads = [
-            threading.Thread(target=self._every, args=(CONFIG.reload_interval_seconds, self.engine.refresh), daemon=True),
-            threading.Thread(target=self._every, args=(CONFIG.trigger_sweep_seconds, self.engine.sweep), daemon=True),
+            threading.Thread(
+                target=self._every, args=(CONFIG.reload_interval_seconds, self.engine.refresh), daemon=True
+            ),
+            threading.Thread(
+                target=self._every, args=(CONFIG.trigger_sweep_seconds, self.engine.sweep), daemon=True
+            ),
         ]
         for t in self._threads:
             t.start()
@@ -174,7 +208,12 @@ class CIP:
     @app.post(
         "/score",
         response_model=ScoreResponse,
-        responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+        responses={
+            401: {"model": ErrorBody},
+            403: {"model": ErrorBody},
+            404: {"model": ErrorBody},
+            422: {"model": ErrorBody},
+        },
     )
     async def score(self, body: ScoreRequest, role: str = role_for("score")) -> Response:
         """Scores, next best action, segments, reasons, model versions and freshness per customer."""

@@ -100,7 +100,10 @@ class State:
         return [dict(zip(LINK_COLUMNS, r, strict=True)) for r in rows]
 
     def provisional_ids(self) -> set[str]:
-        return {r[0] for r in self.query("SELECT DISTINCT customer_id FROM identity_links WHERE kind = 'provisional'")}
+        return {
+            r[0]
+            for r in self.query("SELECT DISTINCT customer_id FROM identity_links WHERE kind = 'provisional'")
+        }
 
     # --- outbox -------------------------------------------------------------------------------------
     def outbox(self, rule: str | None = None, customer_id: str | None = None) -> list[OutboxRow]:

@@ -73,7 +73,12 @@ class Triggers:
                 )
 
     def on_scores(
-        self, con: sqlite3.Connection, ev: LiveEvent, customer_id: str, scores: Mapping[str, float], now: datetime
+        self,
+        con: sqlite3.Connection,
+        ev: LiveEvent,
+        customer_id: str,
+        scores: Mapping[str, float],
+        now: datetime,
     ) -> list[Fired]:
         """Threshold rules after the event's customer was scored."""
         fired = []
@@ -96,7 +101,12 @@ class Triggers:
                 start = datetime.fromtimestamp(
                     (ev.ts.timestamp() // window.total_seconds()) * window.total_seconds(), tz=UTC
                 )
-                payload = {"score": r.score, "value": float(value), "threshold": r.threshold, "message_id": ev.message_id}
+                payload = {
+                    "score": r.score,
+                    "value": float(value),
+                    "threshold": r.threshold,
+                    "message_id": ev.message_id,
+                }
                 hit = _fire(con, r.name, customer_id, start, now, payload)
                 if hit:
                     fired.append(hit)

@@ -41,7 +41,9 @@ class Client:
         self.base = base
 
     def call(self, method: str, path: str, body=None, key: str | None = "k-admin", raw: bytes | None = None):
-        data = raw if raw is not None else (json.dumps(body, default=str).encode() if body is not None else None)
+        data = (
+            raw if raw is not None else (json.dumps(body, default=str).encode() if body is not None else None)
+        )
         req = urllib.request.Request(self.base + path, data=data, method=method)
         req.add_header("content-type", "application/json")
         if key:
@@ -164,7 +166,10 @@ def test_score_equals_the_scoring_runtime_offline(server, world, people):
     settings, _ = world
     ids = list(people.index[:4])
     status, body = server.call(
-        "POST", "/score", {"customer_ids": ids, "as_of": AS_OF.isoformat(), "include_features": True}, key="k-scorer"
+        "POST",
+        "/score",
+        {"customer_ids": ids, "as_of": AS_OF.isoformat(), "include_features": True},
+        key="k-scorer",
     )
     assert status == 200, body
     resp = ScoreResponse.model_validate(body)
@@ -207,7 +212,10 @@ def test_segments_follow_the_saved_thresholds(server, world, people):
     book = load_segments(settings)
     population = pd.DataFrame(
         {"clv_365d": [c["clv_365d"] for c in body["customers"]]}
-        | {f"propensity_{k}": [c["propensity"][k] for c in body["customers"]] for k in ("electronics", "fashion")}
+        | {
+            f"propensity_{k}": [c["propensity"][k] for c in body["customers"]]
+            for k in ("electronics", "fashion")
+        }
     )
     thresholds = book.thresholds(population)
     save_thresholds(settings, "test-run", thresholds)
@@ -219,15 +227,26 @@ def test_segments_follow_the_saved_thresholds(server, world, people):
         time.sleep(0.3)
     assert body["segments_run"] == "test-run" and body["segments_skipped"] == []
     scorer = Scorer.load(settings)
-    traits = pq.read_table(settings.lake_dir / "derived" / "traits.parquet").to_pandas().set_index("customer_id")
+    traits = (
+        pq.read_table(settings.lake_dir / "derived" / "traits.parquet").to_pandas().set_index("customer_id")
+    )
+    records = []
     for c in body["customers"]:
-        record = {"churn_probability": c["churn_probability"], "clv_365d": c["clv_365d"]}
-        record |= {f"propensity_{k}": v for k, v in c["propensity"].items()}
+        record = {"customer_id": c["customer_id"], "churn_probability": c["churn_probability"]}
+        record |= {"clv_365d": c["clv_365d"]} | {f"propensity_{k}": v for k, v in c["propensity"].items()}
         for f in book.fields - set(record):
             if f in traits.columns and c["customer_id"] in traits.index:
                 v = traits.at[c["customer_id"], f]
                 record[f] = None if pd.isna(v) else v
+        records.append(record)
         assert c["segments"] == book.segments_for(record, thresholds)
+    # batch scoring's path (a frame through SegmentBook.assign) gives the same memberships
+    frame = pd.DataFrame(records)
+    for f in book.fields - set(frame.columns):
+        frame[f] = None
+    batch = book.assign(frame, thresholds).groupby("customer_id")["segment"].apply(list).to_dict()
+    for c in body["customers"]:
+        assert sorted(c["segments"]) == sorted(batch.get(c["customer_id"], []))
     assert any(c["segments"] for c in body["customers"])
     assert scorer.versions  # models loaded offline too
 
@@ -238,7 +257,9 @@ def test_event_is_reflected_in_the_next_score(server, people):
     _, before = server.call("POST", "/score", {"customer_ids": [cid], "include_features": True})
     adds = before["customers"][0]["features"].get("cart_adds_1h") or 0
     ts = datetime.now(UTC).replace(microsecond=0)
-    ev = _event(event="Product Added", anonymousId=anon, timestamp=ts.isoformat(), properties={"category": "books"})
+    ev = _event(
+        event="Product Added", anonymousId=anon, timestamp=ts.isoformat(), properties={"category": "books"}
+    )
     status, body = server.call("POST", "/events", ev, key="k-events")
     assert status == 200, body
     result = EventsResponse.model_validate(body).results[0]
@@ -261,7 +282,9 @@ def test_identify_links_an_anonymous_id(server, world, people):
 
     settings, _ = world
     anon = f"anon-{uuid.uuid4()}"
-    status, body = server.call("POST", "/events", _event("page", anonymousId=anon, name="Home"), key="k-events")
+    status, body = server.call(
+        "POST", "/events", _event("page", anonymousId=anon, name="Home"), key="k-events"
+    )
     assert status == 200, body
     first = body["results"][0]
     assert first["provisional"]
@@ -287,20 +310,24 @@ def test_identify_links_an_anonymous_id(server, world, people):
     from pipelines.identity.pipeline import run as identity_run
 
     identity_run(settings)
-    idmap = pq.read_table(settings.lake_dir / "derived" / "identity_map.parquet").to_pandas().set_index("node")
+    idmap = (
+        pq.read_table(settings.lake_dir / "derived" / "identity_map.parquet").to_pandas().set_index("node")
+    )
     assert idmap.at[f"anonymous_id:{anon}", "customer_id"] == cid
 
 
 def test_triggers_fire_exactly_once(server, world):
-    from serving.state import State
     from cip.live import state_path
+    from serving.state import State
 
     settings, _ = world
     state = State(state_path(settings))
     # cart abandoned two hours ago: fires once, however often the sweep runs or the event is resent
     anon = f"anon-{uuid.uuid4()}"
     added = _event(
-        event="Product Added", anonymousId=anon, timestamp=(datetime.now(UTC) - timedelta(hours=2)).isoformat()
+        event="Product Added",
+        anonymousId=anon,
+        timestamp=(datetime.now(UTC) - timedelta(hours=2)).isoformat(),
     )
     _, body = server.call("POST", "/events", added, key="k-events")
     cid = body["results"][0]["customer_id"]
@@ -417,13 +444,24 @@ def test_auth_and_error_codes(server, people):
         (_event(anonymousId="a", type="shout"), "type"),
         (_event(anonymousId="a", timestamp="not a time"), "timestamp"),
         (_event(anonymousId="a", timestamp=(datetime.now(UTC) + timedelta(days=3)).isoformat()), "timestamp"),
-        (_event(anonymousId="a", event="Order Completed", properties={"order_id": "o"}), "properties.revenue"),
         (
-            _event(anonymousId="a", event="Order Completed", properties={"order_id": "o", "revenue": -1, "currency": "USD"}),
+            _event(anonymousId="a", event="Order Completed", properties={"order_id": "o"}),
             "properties.revenue",
         ),
         (
-            _event(anonymousId="a", event="Order Completed", properties={"order_id": "o", "revenue": 5, "currency": "XXX"}),
+            _event(
+                anonymousId="a",
+                event="Order Completed",
+                properties={"order_id": "o", "revenue": -1, "currency": "USD"},
+            ),
+            "properties.revenue",
+        ),
+        (
+            _event(
+                anonymousId="a",
+                event="Order Completed",
+                properties={"order_id": "o", "revenue": 5, "currency": "XXX"},
+            ),
             "properties.currency",
         ),
         ({"type": "track", "anonymousId": "a", "timestamp": "2026-06-30T00:00:00Z"}, "messageId"),
@@ -433,7 +471,15 @@ def test_auth_and_error_codes(server, people):
         status, err = server.call("POST", "/events", bad, key="k-events")
         assert status == 422 and err["field"] == field, (bad, err)
     # nothing a client sends crashes it
-    for raw in [b"", b"[]", b"null", b'{"batch": "x"}', b'{"batch": []}', b"\xff\xfe", b'{"customer_ids": [' + b"1," * 5000 + b"1]}"]:
+    for raw in [
+        b"",
+        b"[]",
+        b"null",
+        b'{"batch": "x"}',
+        b'{"batch": []}',
+        b"\xff\xfe",
+        b'{"customer_ids": [' + b"1," * 5000 + b"1]}",
+    ]:
         assert server.call("POST", "/score", raw=raw)[0] in (401, 422)
         assert server.call("POST", "/events", raw=raw, key="k-events")[0] == 422
     assert server.get_text("/healthz")[0] == 200 and server.get_text("/readyz")[0] == 200

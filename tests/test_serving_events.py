@@ -22,7 +22,12 @@ NOW = datetime(2026, 7, 1, tzinfo=UTC)
 
 def _payloads() -> list[dict]:
     ts = "2026-06-30T10:00:00Z"
-    order = {"order_id": "o1", "revenue": 25.5, "currency": "USD", "products": [{"product_id": "p", "category": "books", "price": 25.5, "quantity": 1}]}
+    order = {
+        "order_id": "o1",
+        "revenue": 25.5,
+        "currency": "USD",
+        "products": [{"product_id": "p", "category": "books", "price": 25.5, "quantity": 1}],
+    }
     base = {"type": "track", "event": "Product Viewed", "timestamp": ts, "anonymousId": "a1"}
     cases = [
         base,
@@ -41,7 +46,11 @@ def _payloads() -> list[dict]:
         {**base, "timestamp": "yesterday"},
         {**base, "timestamp": (NOW + timedelta(days=2)).isoformat()},
         {**base, "event": "Order Completed", "properties": {**order, "order_id": ""}},
-        {**base, "event": "Order Completed", "properties": {k: v for k, v in order.items() if k != "revenue"}},
+        {
+            **base,
+            "event": "Order Completed",
+            "properties": {k: v for k, v in order.items() if k != "revenue"},
+        },
         {**base, "event": "Order Completed", "properties": {**order, "revenue": -3}},
         {**base, "event": "Order Completed", "properties": {**order, "revenue": "lots"}},
         {**base, "event": "Order Completed", "properties": {**order, "currency": "XYZ"}},
@@ -80,7 +89,9 @@ def test_checks_agree_with_the_ingest(resolved_world, tmp_path):
     assert len(quarantine) == 13 and len(accepted) == len(payloads) - 13  # both kinds are exercised
     for row, payload in enumerate(payloads, start=1):
         try:
-            check(payload, currencies=fx, now=NOW, future_tolerance_hours=settings.ingest.future_tolerance_hours)
+            check(
+                payload, currencies=fx, now=NOW, future_tolerance_hours=settings.ingest.future_tolerance_hours
+            )
             verdict = None
         except EventRejected as exc:
             verdict = exc.reason
@@ -109,7 +120,9 @@ def test_a_writer_killed_mid_write_loses_no_acknowledged_event(tmp_path):
         os._exit(1)
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=Path(__file__).parents[1]
+    )
     acked = [int(x) for x in out.stdout.split()]
     assert acked == list(range(50))
     assert len(list(folder.glob(f"*{OPEN_SUFFIX}"))) == 1
@@ -133,8 +146,8 @@ def test_segments_rotate_and_a_live_writer_is_left_alone(tmp_path):
 
 
 def test_ingest_reads_closed_segments_only(resolved_world, tmp_path):
-    from cli.settings import Settings
     from cip.live import event_log_dir
+    from cli.settings import Settings
     from pipelines.ingest.pipeline import discover
 
     world, _ = resolved_world
@@ -142,14 +155,20 @@ def test_ingest_reads_closed_segments_only(resolved_world, tmp_path):
     log = EventLog(event_log_dir(settings), max_events=1)
     log.append([{"messageId": "a"}])
     log.append([{"messageId": "b"}])  # closes the first
-    found = [p for c, p in discover(world.raw_dir, sorted(event_log_dir(settings).glob("*.jsonl"))) if c.source == "events"]
+    found = [
+        p
+        for c, p in discover(world.raw_dir, sorted(event_log_dir(settings).glob("*.jsonl")))
+        if c.source == "events"
+    ]
     assert sum(p.parent == event_log_dir(settings) for p in found) == 1
     assert all(not p.name.endswith(OPEN_SUFFIX) for p in found)
     log.close()
     assert os.path.isdir(event_log_dir(settings))
 
 
-@pytest.mark.parametrize("text", ["2026-06-30T10:00:00Z", "2026-06-30T10:00:00.123+00:00", "2026-06-30 10:00:00"])
+@pytest.mark.parametrize(
+    "text", ["2026-06-30T10:00:00Z", "2026-06-30T10:00:00.123+00:00", "2026-06-30 10:00:00"]
+)
 def test_timestamps_parse_to_utc(text):
     from serving.events import parse_timestamp
 

@@ -87,8 +87,8 @@ def test_matrix_scorer_equals_scorer_score(world, scorer, customers):
     rows = reader.read(customers, AS_OF)
     fast = FastScorer(reader.columns)
     split = FastScorer(reader.columns, threads=2, split_trees=10)  # TreeSHAP over tree ranges, added up
-    for k, fast in [(3, fast), (0, fast), (3, split)]:
-        got = fast.score(scorer, rows.matrix, customers, reasons=k)
+    for k, scoring in [(3, fast), (0, fast), (3, split)]:
+        got = scoring.score(scorer, rows.matrix, customers, reasons=k)
         ref = scorer.score(rows.frame, reasons=k)
         assert got.extra is None  # every loaded model took the matrix path
         assert set(got.columns) == set(ref.wide.columns) - {cat.JOIN_KEY}
@@ -99,3 +99,31 @@ def test_matrix_scorer_equals_scorer_score(world, scorer, customers):
     one = fast.score(scorer, rows.matrix[3:4], customers[3:4], reasons=3, models=["propensity"])
     ref = scorer.score(rows.frame.iloc[3:4].reset_index(drop=True), reasons=3, models=["propensity"])
     assert one.reasons == ref.reasons and list(one.versions) == ["propensity"]
+
+
+def test_next_best_action_from_either_column_shape():
+    """The NBA part of a response, whether the scorer gives an ``alternatives`` list (NBA runtime)
+    or one ``nba_value_<action>`` column per action; absent when no NBA model is loaded."""
+    from serving.engine import next_best_action
+
+    assert next_best_action({"churn_probability": 0.2}) is None
+    assert next_best_action({"next_best_action": float("nan")}) is None
+    listed = next_best_action(
+        {
+            "next_best_action": "discount_10",
+            "nba_value": 4.5,
+            "alternatives": [{"action": "no_offer", "value": 0.0}, {"action": "free_shipping", "value": 2.0}],
+        }
+    )
+    assert listed.action == "discount_10" and listed.expected_value == 4.5
+    assert [(a.action, a.value) for a in listed.alternatives] == [("free_shipping", 2.0), ("no_offer", 0.0)]
+    wide = next_best_action(
+        {
+            "next_best_action": "free_shipping",
+            "nba_value": 3.0,
+            "nba_value_free_shipping": 3.0,
+            "nba_value_double_points": float("nan"),
+            "nba_value_discount_10": 1.0,
+        }
+    )
+    assert [(a.action, a.value) for a in wide.alternatives] == [("discount_10", 1.0), ("double_points", None)]
