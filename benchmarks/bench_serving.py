@@ -237,7 +237,8 @@ def main() -> None:
     ap.add_argument("--concurrency", default="1,8,16,32")
     ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--events", type=int, default=200, help="event-to-score samples")
+    ap.add_argument("--events", type=int, default=200, help="event-to-score samples (0: skip)")
+    ap.add_argument("--reasons", type=int, default=3, help="reason codes per model in /score")
     ap.add_argument("--skip-feast", action="store_true")
     ap.add_argument("--skip-breakdown", action="store_true")
     args = ap.parse_args()
@@ -279,7 +280,15 @@ def main() -> None:
             feast_env = {**env, "CIP_FEAST_DIR": str(settings.features_dir)}
             feast = subprocess.Popen(
                 [str(Path(sys.executable).parent / "feast"), "-c", str(ROOT / "features"), "serve"]
-                + ["-p", str(fport), "--no-access-log", "-w", str(args.workers)],
+                + [
+                    "-p",
+                    str(fport),
+                    "--no-access-log",
+                    "-w",
+                    str(args.workers),
+                    "--max-requests",
+                    "10000000",
+                ],
                 env=feast_env,
                 cwd=ROOT / "features",
                 stdout=open(logs / "feast.log", "w"),  # noqa: SIM115
@@ -309,8 +318,9 @@ def main() -> None:
                 )
         print()
         for c in levels:
-            r = wrk(base + "/score", '{"customer_ids": ["%s"], "reasons": 3}', ids, c, args.duration, KEY)
-            show("cip /score (all models, 3 reasons)", c, r)
+            score_body = '{"customer_ids": ["%s"], "reasons": ' + str(args.reasons) + "}"
+            r = wrk(base + "/score", score_body, ids, c, args.duration, KEY)
+            show(f"cip /score (all models, {args.reasons} reasons)", c, r)
             if not args.skip_feast:
                 for svc in services:
                     r = wrk(
@@ -323,10 +333,11 @@ def main() -> None:
                     )
                     show(f"feast serve {svc} features", c, r)
         lat = np.array(event_to_score(base, pairs, args.events)) * 1000
-        print(
-            f"\nevent -> visible in score, {len(lat)} events: p50 {np.percentile(lat, 50):.2f} ms, "
-            f"p99 {np.percentile(lat, 99):.2f} ms, max {lat.max():.2f} ms (mean {statistics.mean(lat):.2f})"
-        )
+        if len(lat):
+            print(
+                f"\nevent -> visible in score, {len(lat)} events: p50 {np.percentile(lat, 50):.2f} ms, "
+                f"p99 {np.percentile(lat, 99):.2f} ms, max {lat.max():.2f} ms (mean {statistics.mean(lat):.2f})"
+            )
     finally:
         for p in procs:
             p.terminate()
