@@ -56,7 +56,7 @@ class _Plan:
 
 
 def _plan(model: Any, columns: dict[str, int], slots: int) -> _Plan | None:
-    est = model.estimator
+    est = getattr(model, "estimator", None)  # the NBA runtime has none: Scorer.score runs it
     if not isinstance(est, GBMModel) or est.task not in ("binary", "regression"):
         return None
     feats = list(model.features)
@@ -138,6 +138,8 @@ class FastScorer:
             df = frame() if callable(frame) else frame
             res = scorer.score(df, reasons=reasons, models=slow)
             out.extra = res.wide.drop(columns=["customer_id"], errors="ignore")
+            if getattr(res, "alternatives", None):  # NBA: the other actions ranked, per customer
+                out.extra["alternatives"] = pd.Series(res.alternatives, index=out.extra.index, dtype=object)
             out.reasons.update(res.reasons)
         return out
 

@@ -127,3 +127,49 @@ def test_next_best_action_from_either_column_shape():
         }
     )
     assert [(a.action, a.value) for a in wide.alternatives] == [("discount_10", 1.0), ("double_points", None)]
+
+
+def test_matrix_scorer_carries_the_nba_champion(world, scorer, customers, trained_world, tmp_path_factory):
+    """With ``cip-nba`` registered, the service's scorer returns what ``Scorer.score`` returns for it
+    (action, value, ranked alternatives, reasons) next to the matrix-scored models, and the response
+    carries them as next_best_action."""
+    from cli.settings import Settings
+    from serving.engine import next_best_action
+    from serving.fast_features import OnlineFeatureReader
+    from serving.fast_score import FastScorer
+    from training.config import NbaConfig, TrainingConfig
+    from training.scoring import Scorer
+    from training.train import train
+
+    shared, _ = trained_world
+    own = Settings(
+        data_dir=shared.data_dir,
+        mlruns_dir=tmp_path_factory.mktemp("mlruns_nba_serving"),
+        training=TrainingConfig(
+            trials=1, num_threads=1, min_rows=100, nba=NbaConfig(valid_campaigns=1, test_campaigns=1)
+        ),
+    )
+    train(own, "nba")
+    everything = Scorer({**scorer.models, "nba": Scorer.load(own).models["nba"]})
+    reader = OnlineFeatureReader(world, everything.feature_columns, everything.services)
+    ids = customers[:40]
+    rows = reader.read(ids, AS_OF)
+    got = FastScorer(reader.columns).score(everything, rows.matrix, ids, reasons=2, frame=lambda: rows.frame)
+    ref = everything.score(rows.frame, reasons=2)
+    assert (
+        got.extra is not None
+        and got.extra["next_best_action"].tolist() == ref.wide["next_best_action"].tolist()
+    )
+    np.testing.assert_array_equal(
+        got.extra["nba_value"].to_numpy(float), ref.wide["nba_value"].to_numpy(float)
+    )
+    assert got.extra["alternatives"].tolist() == ref.alternatives
+    assert got.reasons == ref.reasons and set(got.versions) == {"churn", "clv", "propensity", "nba"}
+    for c, values in got.columns.items():
+        np.testing.assert_array_equal(values, ref.wide[c].to_numpy(dtype=float), err_msg=c)
+    for i in range(len(ids)):
+        nba = next_best_action(got.extra.iloc[i].to_dict())
+        assert nba is not None and nba.action == ref.wide["next_best_action"].iloc[i]
+        assert [a.action for a in nba.alternatives] == [
+            a["action"] for a in ref.alternatives[i] if a["action"] != nba.action
+        ]
