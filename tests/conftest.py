@@ -51,7 +51,8 @@ def resolved_world(ingested_world):
 @pytest.fixture(scope="session")
 def trained_world(resolved_world, tmp_path_factory: pytest.TempPathFactory):
     """The world after profiles, features (built with traits, applied, materialized) and `cip train` of every
-    model into a real MLflow store in a temp dir (2 Optuna trials, 1 thread): what scoring reads.
+    model — churn, clv, propensity and nba — into a real MLflow store in a temp dir (2 Optuna trials, 1
+    thread): what scoring, serving and batch read.
 
     Returns ``(settings, {model name: TrainResult})``.
     """
@@ -59,7 +60,7 @@ def trained_world(resolved_world, tmp_path_factory: pytest.TempPathFactory):
     from features import store
     from features.traits import write_traits
     from pipelines.profiles.pipeline import run as profiles_run
-    from training.config import TrainingConfig
+    from training.config import NbaConfig, TrainingConfig
     from training.specs import SPECS
     from training.train import train
 
@@ -71,9 +72,11 @@ def trained_world(resolved_world, tmp_path_factory: pytest.TempPathFactory):
     settings = Settings(
         data_dir=world.data_dir,
         mlruns_dir=tmp_path_factory.mktemp("mlruns"),
-        training=TrainingConfig(trials=2, num_threads=1, min_rows=100),
+        training=TrainingConfig(
+            trials=2, num_threads=1, min_rows=100, nba=NbaConfig(valid_campaigns=1, test_campaigns=1)
+        ),
     )
-    results = {name: train(settings, name) for name in SPECS}
+    results = {name: train(settings, name) for name in [*SPECS, "nba"]}
     return settings, results
 
 

@@ -32,10 +32,16 @@ def test_every_champion_scores_each_customer_once_in_input_order(scorer_and_feat
     from cip.categories import CATEGORIES
 
     _, scorer, frame = scorer_and_features
-    assert set(scorer.versions) == {"churn", "clv", "propensity"}
+    assert set(scorer.versions) == {"churn", "clv", "propensity", "nba"}
     result = scorer.score(frame, reasons=3)
     assert result.wide["customer_id"].tolist() == frame["customer_id"].tolist()
-    expected = ["churn_probability", "clv_365d", *(f"propensity_{c}" for c in CATEGORIES)]
+    expected = [
+        "churn_probability",
+        "clv_365d",
+        *(f"propensity_{c}" for c in CATEGORIES),
+        "next_best_action",
+        "nba_value",
+    ]
     assert list(result.wide.columns) == ["customer_id", *expected] == ["customer_id", *scorer.score_columns]
     assert result.wide["churn_probability"].between(0, 1).all() and (result.wide["clv_365d"] >= 0).all()
     for name in scorer.versions:

@@ -194,8 +194,15 @@ def test_score_equals_the_scoring_runtime_offline(server, world, people):
         assert c.clv_365d == pytest.approx(row["clv_365d"], rel=1e-12)
         for category, p in c.propensity.items():
             assert p == pytest.approx(row[f"propensity_{category}"], abs=1e-12)
+        assert set(offline.reasons) == {"churn", "clv", "propensity", "nba"}
         for model, reasons in offline.reasons.items():
             assert [r.model_dump() for r in c.reasons[model]] == reasons[i]
+        # next best action (cip-nba is a champion of the trained world): action, value, alternatives
+        assert c.next_best_action is not None and c.next_best_action.action == row["next_best_action"]
+        assert c.next_best_action.expected_value == pytest.approx(row["nba_value"], abs=1e-12)
+        assert [(a.action, a.value) for a in c.next_best_action.alternatives] == [
+            (a["action"], pytest.approx(a["value"], abs=1e-12)) for a in offline.alternatives[i]
+        ]
         assert c.freshness.request_ts == AS_OF and c.freshness.snapshot_ts is not None
     # without thresholds from a batch run, quantile segments are skipped and said so
     assert resp.segments_run is None and "value_top_1" in resp.segments_skipped

@@ -88,10 +88,13 @@ def test_matrix_scorer_equals_scorer_score(world, scorer, customers):
     fast = FastScorer(reader.columns)
     split = FastScorer(reader.columns, threads=2, split_trees=10)  # TreeSHAP over tree ranges, added up
     for k, scoring in [(3, fast), (0, fast), (3, split)]:
-        got = scoring.score(scorer, rows.matrix, customers, reasons=k)
+        got = scoring.score(scorer, rows.matrix, customers, reasons=k, frame=rows.frame)
         ref = scorer.score(rows.frame, reasons=k)
-        assert got.extra is None  # every loaded model took the matrix path
-        assert set(got.columns) == set(ref.wide.columns) - {cat.JOIN_KEY}
+        # churn, clv and propensity take the matrix path; the NBA policy is scored by Scorer.score
+        nba = ["next_best_action", "nba_value"]
+        assert list(got.extra.columns) == [*nba, "alternatives"]
+        assert got.extra[nba].equals(ref.wide[nba]) and got.extra["alternatives"].tolist() == ref.alternatives
+        assert set(got.columns) == set(ref.wide.columns) - {cat.JOIN_KEY, *nba}
         for c, values in got.columns.items():
             np.testing.assert_array_equal(values, ref.wide[c].to_numpy(dtype=float), err_msg=c)
         assert got.reasons == ref.reasons
