@@ -1,0 +1,127 @@
+"""Export file formats (pure: a frame of deliverable members in, the file's bytes out).
+
+Rows are sorted and values written the same way every time, so the same members, scores and
+contacts always give byte-identical files (and the same SHA-256).
+
+- ``hashed_audience``: what ad platforms' customer-match uploads expect: SHA-256 (hex) of the
+  e-mail trimmed and lower-cased, and of the phone in E.164 (``+4915123456789``); no customer id.
+- ``crm_csv``: an upsert keyed by customer id: the segment and the scores.
+- ``webhook_jsonl``: one JSON object per line: customer id, segment, scores, top reasons, and
+  the contact the destination's purposes need (e-mail for ``email``, phone for ``sms``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.batch.config import Destination
+
+KEY = "customer_id"
+EXTENSIONS = {"hashed_audience": "csv", "crm_csv": "csv", "webhook_jsonl": "jsonl"}
+
+
+def normalize_email(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    text = str(value).strip().lower()
+    return text or None
+
+
+def normalize_phone(value: Any) -> str | None:
+    """E.164: ``+`` and digits only (the lake already holds phones in E.164)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    digits = "".join(ch for ch in str(value) if ch.isdigit())
+    return f"+{digits}" if digits else None
+
+
+def sha256_hex(text: str | None) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest() if text else ""
+
+
+def hashed_identifiers(frame: pd.DataFrame) -> pd.DataFrame:
+    """``email_sha256, phone_sha256`` per row (empty when there is none; a bounced address is left out)."""
+    bounced = frame["bounced"].fillna(False).astype(bool).to_numpy() if "bounced" in frame else None
+    emails = [normalize_email(v) for v in frame["email"].to_numpy(dtype=object)]
+    if bounced is not None:
+        emails = [None if b else e for e, b in zip(emails, bounced, strict=True)]
+    phones = [normalize_phone(v) for v in frame["phone_e164"].to_numpy(dtype=object)]
+    return pd.DataFrame(
+        {"email_sha256": [sha256_hex(e) for e in emails], "phone_sha256": [sha256_hex(p) for p in phones]},
+        index=frame.index,
+    )
+
+
+def _number(value: Any) -> Any:
+    """A score as JSON/CSV writes it: shortest round-trip float, None for missing."""
+    if value is None:
+        return None
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def render(
+    destination: Destination,
+    segment: str,
+    members: pd.DataFrame,
+    score_columns: Sequence[str],
+    reason_columns: Sequence[str] = (),
+) -> bytes:
+    """The file for one segment and destination. ``members``: deliverable customers with their
+    contacts (:func:`pipelines.batch.consent.contacts` columns), scores and reasons."""
+    fmt = destination.format
+    if fmt == "hashed_audience":
+        ids = hashed_identifiers(members).sort_values(["email_sha256", "phone_sha256"], kind="stable")
+        ids = ids.drop_duplicates()
+        return ids.to_csv(index=False, lineterminator="\n").encode()
+    rows = members.sort_values(KEY, kind="stable")
+    if fmt == "crm_csv":
+        out = pd.DataFrame({KEY: rows[KEY].to_numpy(), "segment": segment})
+        for c in score_columns:
+            out[c] = rows[c].to_numpy()
+        return out.to_csv(index=False, lineterminator="\n", float_format=None).encode()
+    if fmt == "webhook_jsonl":
+        return _jsonl(destination, segment, rows, score_columns, reason_columns)
+    raise ValueError(f"unknown export format {fmt!r}")
+
+
+def _jsonl(
+    destination: Destination,
+    segment: str,
+    rows: pd.DataFrame,
+    score_columns: Sequence[str],
+    reason_columns: Sequence[str],
+) -> bytes:
+    buf = io.StringIO()
+    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=False).encode
+    contact = []
+    if "email" in destination.purposes:
+        contact.append(("email", "email", normalize_email))
+    if "sms" in destination.purposes:
+        contact.append(("phone", "phone_e164", normalize_phone))
+    cols = {c: rows[c].to_numpy(dtype=object) for c in [KEY, *score_columns, *reason_columns]}
+    contacts = {name: rows[src].to_numpy(dtype=object) for name, src, _ in contact}
+    for i in range(len(rows)):
+        record: dict[str, Any] = {KEY: cols[KEY][i], "segment": segment}
+        for name, _, norm in contact:
+            record[name] = norm(contacts[name][i])
+        record["scores"] = {c: _number(cols[c][i]) for c in score_columns}
+        if reason_columns:
+            record["reasons"] = {
+                c.removeprefix("reasons_"): json.loads(cols[c][i]) if cols[c][i] else []
+                for c in reason_columns
+            }
+        buf.write(dumps(record))
+        buf.write("\n")
+    return buf.getvalue().encode()
