@@ -477,3 +477,62 @@ def test_report_renders_its_plots_in_headless_chromium(batch_world, tmp_path):
     assert (
         "Traceback" not in html and "not found in MLflow" not in html and "MLflow not reachable" not in html
     )
+
+
+# --- the door ------------------------------------------------------------------------------------------------
+def _cip(settings, *args: str, tmp: Path) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "COLUMNS": "200",
+        "CIP_DATA_DIR": str(settings.data_dir),
+        "CIP_MLRUNS_DIR": str(settings.mlruns_dir),
+        "CIP_BATCH__EXPORTS_DIR": str(tmp / "cli-exports"),
+        "CIP_TRAINING__NUM_THREADS": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args], cwd=tmp, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_cli_segments_export_and_report(batch_world, tmp_path):
+    from pipelines.batch.runs import load_run
+
+    settings, _, _ = batch_world
+    info = load_run(settings)
+    shown = _cip(settings, "segments", tmp=tmp_path)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert (
+        info.run_id in shown.stdout
+        and "at_risk_high_value" in shown.stdout
+        and "p80(clv_365d)" in shown.stdout
+    )
+    exported = _cip(settings, "export", "--destination", "crm_email", tmp=tmp_path)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    assert (tmp_path / "cli-exports" / info.run_id / "crm_email" / "_export.json").is_file()
+    assert not (tmp_path / "cli-exports" / info.run_id / "ads_audience").exists()
+    wrong = _cip(settings, "export", "-d", "nowhere", tmp=tmp_path)
+    assert wrong.returncode == 2 and "unknown destination nowhere" in wrong.stdout and "fix:" in wrong.stdout
+    assert "Traceback" not in wrong.stdout + wrong.stderr
+    report = _cip(settings, "report", "--out", str(tmp_path / "r.html"), tmp=tmp_path)
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert (tmp_path / "r.html").stat().st_size > 10_000
+
+
+def test_a_bad_segment_rule_stops_scoring_naming_rule_and_field(batch_world, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules:\n  big_spenders:\n    when: clv_365 >= p80(clv_365d)\n")
+    settings, _, _ = batch_world
+    env_file = tmp_path / "cip.yaml"
+    env_file.write_text(f"training:\n  segments_file: {bad}\n")
+    result = _cip(settings, "score", tmp=tmp_path)
+    out = result.stdout + result.stderr
+    assert result.returncode == 2, out
+    assert "big_spenders" in out and "clv_365" in out and "Traceback" not in out
+
+
+def test_scoring_before_features_says_what_to_run(tmp_path):
+    from cli.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "d", mlruns_dir=tmp_path / "m")
+    result = _cip(settings, "segments", tmp=tmp_path)
+    assert result.returncode == 2 and "cip score" in result.stdout and "Traceback" not in result.stdout
