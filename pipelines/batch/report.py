@@ -133,12 +133,14 @@ def model_section(settings: BatchSettings, info: RunInfo) -> Section:
         metrics = {k.removeprefix("test_"): v for k, v in run.data.metrics.items() if k.startswith("test_")}
         s.body.append(f"<h3>{_e(name)} v{_e(version)} · {_e(sp.registered)} · run {_e(mv.run_id[:8])}</h3>")
         s.body.append(table(pd.DataFrame([metrics]).round(4)))
+        images = []
         for plot in ("calibration.png", "predicted_vs_actual.png", "lift_gain.png"):
             try:
                 local = mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path=f"plots/{plot}")
             except Exception:  # noqa: BLE001 - not logged for this task
                 continue
-            s.body.append(_img(Path(local).read_bytes(), f"{name} {plot}"))
+            images.append(_img(Path(local).read_bytes(), f"{name} {plot}"))
+        s.body.append(f'<div class="row">{"".join(images)}</div>')
     return s
 
 
@@ -290,6 +292,8 @@ th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}
 th{background:#f2f5fa} td:first-child,th:first-child{text-align:left}
 img{max-width:100%;display:block;margin:.6rem 0} .note{color:#555;font-size:.9rem}
 nav a{margin-right:1rem}
+.row{display:flex;flex-wrap:wrap;align-items:flex-start;gap:.5rem} .row img{max-width:32%}
+.row img:last-child{max-width:64%}
 """
 SCRIPT = """
 window.addEventListener('load', function () {
