@@ -50,13 +50,14 @@ def resolved_world(ingested_world):
 
 @pytest.fixture(scope="session")
 def trained_world(resolved_world, tmp_path_factory: pytest.TempPathFactory):
-    """The world after profiles, features (built, applied, materialized) and `cip train` of every
+    """The world after profiles, features (built with traits, applied, materialized) and `cip train` of every
     model into a real MLflow store in a temp dir (2 Optuna trials, 1 thread): what scoring reads.
 
     Returns ``(settings, {model name: TrainResult})``.
     """
     from cli.settings import Settings
     from features import store
+    from features.traits import write_traits
     from pipelines.profiles.pipeline import run as profiles_run
     from training.config import TrainingConfig
     from training.specs import SPECS
@@ -64,7 +65,7 @@ def trained_world(resolved_world, tmp_path_factory: pytest.TempPathFactory):
 
     world, _ = resolved_world
     profiles_run(world)
-    store.build(world)
+    write_traits(world, store.build(world))
     store.apply(world)
     store.materialize(world)
     settings = Settings(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from features.config import FeatureSettings
@@ -43,6 +45,11 @@ class TrainingConfig(BaseModel):
         "(in the model's gate metric, on the same held-out rows).",
     )
     min_rows: int = Field(200, ge=10, description="Fewest training rows a model is trained on.")
+    segments_file: Path | None = Field(
+        None,
+        description="YAML file of predictive segments read by batch scoring and serving "
+        "(None: the packaged training/segments.yaml).",
+    )
 
 
 class TrainingSettings(FeatureSettings):

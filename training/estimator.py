@@ -122,9 +122,24 @@ class GBMModel(BaseEstimator):
             out[c] = np.where(codes < 0, np.nan, codes)
         return out.astype(float)
 
-    def raw_score(self, X: pd.DataFrame) -> np.ndarray:
-        """The booster's raw score (log-odds, or log of the expected amount)."""
-        return self.booster_.predict(self._matrix(X), raw_score=True, num_iteration=self.best_iteration_)
+    def matrix(self, X: pd.DataFrame) -> np.ndarray:
+        """The float matrix the booster reads: model features in order, categories as codes."""
+        return self._matrix(X).to_numpy(dtype=float)
+
+    def raw_score(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """The booster's raw score (log-odds, or log of the expected amount); ``X`` is a frame or
+        a :meth:`matrix`."""
+        m = X if isinstance(X, np.ndarray) else self._matrix(X)
+        return self.booster_.predict(m, raw_score=True, num_iteration=self.best_iteration_)
+
+    def from_raw(self, raw: np.ndarray) -> np.ndarray:
+        """Scores from raw scores: calibrated probabilities (binary) or expected amounts."""
+        if self.task != "binary":
+            return np.exp(raw)
+        p = 1.0 / (1.0 + np.exp(-raw))
+        if self.calibration_:
+            p = np.interp(p, self.calibration_["x"], self.calibration_["y"])
+        return p
 
     def _uncalibrated(self, X: pd.DataFrame) -> np.ndarray:
         raw = self.raw_score(X)
@@ -141,14 +156,13 @@ class GBMModel(BaseEstimator):
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Probability of the positive class (binary) or the expected amount (regression)."""
-        return self.predict_proba(X)[:, 1] if self.task == "binary" else self._uncalibrated(X)
+        return self.from_raw(self.raw_score(X))
 
-    def contributions(self, X: pd.DataFrame) -> np.ndarray:
+    def contributions(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Per-feature contributions to the raw score (TreeSHAP); the last column is the base value,
-        and each row sums to :meth:`raw_score`."""
-        return np.asarray(
-            self.booster_.predict(self._matrix(X), pred_contrib=True, num_iteration=self.best_iteration_)
-        )
+        and each row sums to :meth:`raw_score`. ``X`` is a frame or a :meth:`matrix`."""
+        m = X if isinstance(X, np.ndarray) else self._matrix(X)
+        return np.asarray(self.booster_.predict(m, pred_contrib=True, num_iteration=self.best_iteration_))
 
     def importance(self) -> pd.Series:
         """Total gain per feature, largest first."""
