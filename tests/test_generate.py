@@ -492,6 +492,24 @@ def test_duplicate_accounts_some_without_shared_identifier(tables, links: pd.Dat
     assert any(n != n.strip() for n in names) and any(n.isupper() for n in names)
 
 
+def test_some_persons_hold_three_to_six_records_and_households_share_a_landline(
+    tables, links: pd.DataFrame, persons: pd.DataFrame
+) -> None:
+    crm = _clean_crm(tables["crm_customers.csv"])
+    person_of = dict(zip(links["record_key"], links["person_id"], strict=False))
+    records = Counter(person_of[r["crm_id"]] for r in crm)
+    many = [n for n in records.values() if n >= 3]
+    assert len(many) >= 0.01 * N and max(many) <= 6
+    household = persons.set_index("person_id")["household_id"]
+    by_phone = defaultdict(set)
+    for r in crm:
+        if r["phone"]:
+            by_phone[(household[person_of[r["crm_id"]]], _e164(r["phone"], r["country"]))].add(
+                person_of[r["crm_id"]]
+            )
+    assert sum(len(v) >= 2 for v in by_phone.values()) >= 5  # one phone, two persons, one household
+
+
 def test_traps_are_present(tables, events, links: pd.DataFrame, persons: pd.DataFrame) -> None:
     crm = _clean_crm(tables["crm_customers.csv"])
     person_of = dict(zip(links["record_key"], links["person_id"], strict=False))

@@ -46,12 +46,24 @@ def test_quality_against_truth(resolved_world, lake):
     assert metrics["crm_accounts"]["over_merged_customers"] <= 10
 
 
-def test_shared_store_phone_and_placeholder_emails_do_not_chain(lake):
+def test_generated_world_exercises_both_sides_of_the_guards(resolved_world, lake):
+    """Re-registered persons (3-6 CRM records) come out whole; households giving one landline on
+    their records (and sharing an address) stay several customers."""
+    from pipelines.identity.evaluate import guard_checks
+
+    checks = guard_checks(lake, resolved_world[0].truth_dir)
+    assert checks["reregistered_persons"] >= 20 and checks["landline_households"] >= 10
+    assert checks["reregistered_whole"] >= 0.9 * checks["reregistered_persons"]
+    assert checks["landline_households_merged"] == 0
+
+
+def test_shared_store_phone_and_placeholder_emails_do_not_chain(resolved_world, lake):
     crm = lake.read("crm_customers")
     edges = lake.read("identity_edges")
     mapping = lake.read("identity_map").set_index("node")["customer_id"]
     counts = crm["phone_e164"].value_counts()
-    store_phones = counts[counts > 5].index
+    own = set(pd.read_parquet(resolved_world[0].truth_dir / "persons.parquet")["phone_e164"])
+    store_phones = counts[(counts > 5) & ~counts.index.isin(own)].index  # not a re-registered person's
     assert len(store_phones) > 0, "the world should plant shared store phones"
     for phone in store_phones:
         touching = edges[(edges["src"] == f"phone:{phone}") | (edges["dst"] == f"phone:{phone}")]

@@ -29,6 +29,7 @@ from pipelines.generate.config import Calendar, planted_count, stage_rng, today
 from pipelines.generate.ids import prefixed_ids
 from pipelines.generate.outputs import write_campaign_files, write_crm, write_event_files, write_pos
 from pipelines.generate.people import Persons, make_persons, persons_frame
+from pipelines.generate.reregistrations import concat_accounts, reregistrations, share_household_landlines
 from pipelines.generate.truth import (
     label_cutoffs,
     labels_frame,
@@ -70,6 +71,9 @@ def generate_world(
     p = make_persons(stage_rng(seed, "persons"), n_customers, cal)
     report("accounts", 0.15)
     acc = make_accounts(stage_rng(seed, "accounts"), p, cal, n_flagged=k)
+    landline = share_household_landlines(stage_rng(seed, "landlines"), p, acc)
+    # dormant re-registrations: CRM rows only (orders, events and campaigns use `acc`)
+    crm_acc = concat_accounts(acc, reregistrations(stage_rng(seed, "reregistrations"), p, acc, cal))
     pacc = PersonAccounts.build(p, acc)
     dev = make_devices(stage_rng(seed, "devices"), p)
     fx = make_fx(stage_rng(seed, "fx"), cal)
@@ -109,7 +113,7 @@ def generate_world(
         )
         report("crm", 0.8)
         counts["crm_customers.csv"], planted["crm_customers"] = write_crm(
-            con, stage_rng(seed, "crm-out"), k, p, acc, offsets, cal, raw
+            con, stage_rng(seed, "crm-out"), k, p, crm_acc, offsets, cal, raw
         )
         report("email", 0.85)
         email_links, exp_links, n_email, n_exp, pe, px = write_campaign_files(
@@ -120,7 +124,7 @@ def generate_world(
         report("truth", 0.9)
         write_record_links(
             [
-                ("crm", prefixed_ids("C", acc.crm_num, 8), acc.person, None),
+                ("crm", prefixed_ids("C", crm_acc.crm_num, 8), crm_acc.person, None),
                 ev_links,
                 pos_links,
                 email_links,
@@ -132,13 +136,14 @@ def generate_world(
     planted_errors, counts, n_events = _write_truth(
         truth,
         p,
-        acc,
+        crm_acc,
         dev,
         orders,
         camp,
         cal,
         counts,
         planted,
+        landline_rows=int(landline.sum()),
         seed=seed,
         n_customers=n_customers,
         as_of=as_of,
@@ -169,6 +174,7 @@ def _write_truth(
     counts: dict[str, int],
     planted: dict[str, dict[str, int]],
     *,
+    landline_rows: int,
     seed: int,
     n_customers: int,
     as_of: date,
@@ -189,7 +195,8 @@ def _write_truth(
     write_json(planted_errors, truth / "planted_errors.json")
     counts = dict(sorted(counts.items()))
     n_events = sum(v for f, v in counts.items() if f.startswith("events/"))
-    both = np.bincount(acc.person, minlength=p.n) >= 2
+    per_person = np.bincount(acc.person, minlength=p.n)
+    both = per_person >= 2
     world = {
         "seed": seed,
         "n_customers": n_customers,
@@ -203,6 +210,8 @@ def _write_truth(
             "crm_accounts": acc.n,
             "persons_with_account": int((np.bincount(acc.person, minlength=p.n) > 0).sum()),
             "persons_with_two_accounts": int(both.sum()),
+            "persons_with_3_to_6_accounts": int(((per_person >= 3) & (per_person <= 6)).sum()),
+            "household_landline_rows": int(landline_rows),
             "duplicate_pairs_without_shared_identifier": int(acc.hard_pair.sum() // 2),
             "store_phone_trap_rows": int(acc.store_phone_trap.sum()),
             "placeholder_email_rows": int(acc.placeholder.sum()),

@@ -135,3 +135,37 @@ def evaluate(lake: Lake, truth_dir: Path) -> dict[str, dict[str, float]]:
         "all_identifiers_vs_persons": cluster_metrics(joined),
         "crm_accounts": cluster_metrics(joined[joined["node_type"] == "crm_id"]),
     }
+
+
+def guard_checks(lake: Lake, truth_dir: Path) -> dict[str, int]:
+    """Both sides of the over-merge guards, on CRM records against the truth:
+
+    * ``reregistered_persons`` / ``reregistered_whole``: persons with 3 or more CRM records, and how
+      many of them came out as exactly one customer;
+    * ``landline_households`` / ``landline_households_merged``: households whose members (two or
+      more persons) give one phone on their records, and how many had members merged into one
+      customer."""
+    crm = lake.read("crm_customers", ["crm_id", "phone_e164"])
+    links = pd.read_parquet(truth_dir / "record_links.parquet", filters=[("source", "==", "crm")])
+    persons = pd.read_parquet(truth_dir / "persons.parquet", columns=["person_id", "household_id"])
+    mapping = lake.read("identity_map", ["node", "customer_id"]).set_index("node")["customer_id"]
+    crm["person"] = crm["crm_id"].map(links.set_index("record_key")["person_id"])
+    crm["customer"] = ("crm_id:" + crm["crm_id"]).map(mapping)
+    crm = crm.dropna(subset=["person"])
+    crm["household"] = crm["person"].map(persons.set_index("person_id")["household_id"])
+
+    per_person = crm.groupby("person").agg(records=("crm_id", "size"), customers=("customer", "nunique"))
+    rereg = per_person[per_person["records"] >= 3]
+    phones = crm.dropna(subset=["phone_e164"])
+    sharing = phones.groupby(["household", "phone_e164"])["person"].nunique()
+    landline = sharing[sharing >= 2].reset_index()[["household", "phone_e164"]]
+    rows = phones.merge(landline, on=["household", "phone_e164"])
+    # a landline household is merged when one customer holds records of two of its persons
+    persons_per_customer = rows.groupby(["household", "phone_e164", "customer"])["person"].nunique()
+    merged = persons_per_customer[persons_per_customer > 1].reset_index()[["household", "phone_e164"]]
+    return {
+        "reregistered_persons": len(rereg),
+        "reregistered_whole": int((rereg["customers"] == 1).sum()),
+        "landline_households": len(landline),
+        "landline_households_merged": len(merged.drop_duplicates()),
+    }
