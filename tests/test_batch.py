@@ -536,3 +536,69 @@ def test_scoring_before_features_says_what_to_run(tmp_path):
     settings = Settings(data_dir=tmp_path / "d", mlruns_dir=tmp_path / "m")
     result = _cip(settings, "segments", tmp=tmp_path)
     assert result.returncode == 2 and "cip score" in result.stdout and "Traceback" not in result.stdout
+
+
+def test_next_best_action_columns_flow_into_audiences_and_exports_when_present():
+    """Once the NBA model is registered its columns reach the scores, one audience per action
+    and the export files; without them the audiences are simply empty."""
+    from pipelines.batch import membership as mb
+    from pipelines.batch.config import Destination
+    from pipelines.batch.export import build_files
+    from pipelines.batch.score import score_columns
+    from training.segments import load_segments
+
+    ids = [f"c{i}" for i in range(6)]
+    actions = ["discount_10", "no_offer", "free_shipping", "discount_10", None, "double_points"]
+    scores = pd.DataFrame(
+        {
+            KEY: ids,
+            "churn_probability": [0.7, 0.1, 0.2, 0.65, 0.5, 0.3],
+            "clv_365d": [400.0, 10.0, 50.0, 900.0, 0.0, 120.0],
+            "next_best_action": actions,
+            "nba_value": [3.5, 0.0, 1.25, 2.0, None, 0.5],
+            "reasons_churn": ["[]"] * 6,
+        }
+    )
+    cols = score_columns(scores, ["churn_probability", "clv_365d", "propensity_fashion"])
+    assert cols == ["churn_probability", "clv_365d", "next_best_action", "nba_value"]
+    traits = pd.DataFrame({KEY: ids, "frequency": [3, 1, 1, 5, 0, 2], "rfm_segment": ["loyal"] * 6})
+    book = load_segments()
+    frame = mb.segment_input(scores[[KEY, *cols]], traits)
+    members = mb.assign(book, frame, book.thresholds(frame))
+    nba = members[members["segment"].str.startswith("nba_")]
+    assert sorted(zip(nba["segment"], nba[KEY], strict=True)) == [
+        ("nba_discount_10", "c0"),
+        ("nba_discount_10", "c3"),
+        ("nba_double_points", "c5"),
+        ("nba_free_shipping", "c2"),
+    ]  # no audience for no_offer (excluded) nor for a customer without an action
+    without = mb.assign(book, frame.drop(columns=["next_best_action", "nba_value"]), book.thresholds(frame))
+    assert not without["segment"].str.startswith("nba_").any()
+
+    contact = pd.DataFrame(
+        {
+            KEY: ids,
+            "email": [f"{i}@x.io" for i in ids],
+            "phone_e164": [f"+4915100000{i:03d}" for i in range(6)],
+            "consent_email": [True] * 6,
+            "consent_sms": [True] * 6,
+            "consent_profiling": [True] * 6,
+            "unsubscribed": [False, False, False, True, False, False],
+            "bounced": [False] * 6,
+        }
+    )
+    crm = Destination(format="crm_csv", purposes=("email",))
+    files = {
+        s: (data, n, out)
+        for s, data, n, out in build_files(crm, ["nba_discount_10"], members, scores, contact, cols)
+    }
+    data, n, left_out = files["nba_discount_10"]
+    assert (n, left_out) == (2, {"unsubscribed": 1})
+    assert data.decode().splitlines() == [
+        "customer_id,segment,churn_probability,clv_365d,next_best_action,nba_value",
+        "c0,nba_discount_10,0.7,400.0,discount_10,3.5",
+    ]
+    hook = Destination(format="webhook_jsonl", purposes=("sms",))
+    ((_, data, _, _),) = build_files(hook, ["nba_free_shipping"], members, scores, contact, cols)
+    record = json.loads(data.decode())
+    assert record["scores"]["next_best_action"] == "free_shipping" and record["scores"]["nba_value"] == 1.25

@@ -29,7 +29,7 @@ from pipelines.batch.runs import (
     run_dir,
     save_run,
 )
-from pipelines.batch.score import score_frame, scores_table
+from pipelines.batch.score import score_columns, score_frame, scores_table
 from pipelines.batch.snapshot import latest_features
 from training.scoring import Scorer
 from training.segments import SegmentBook, load_segments, save_thresholds
@@ -71,7 +71,7 @@ def score(settings: BatchSettings, progress: Progress | None = None) -> RunInfo:
         features_at=snap.request_ts.isoformat(),
         versions=scorer.versions,
         customers=len(scores),
-        score_columns=[c for c in scorer.score_columns if c in scores.columns],
+        score_columns=score_columns(scores, scorer.score_columns),
         segment_file=book.source,
     )
     lake = Lake(settings.lake_dir)

@@ -57,6 +57,14 @@ def score_frame(
     return out
 
 
+def score_columns(scores: pd.DataFrame, declared: list[str]) -> list[str]:
+    """The score columns of a scored frame: the scorer's declared ones first (in order), then any
+    other column its result carries (e.g. ``next_best_action``, ``nba_value`` once the NBA model
+    is registered), without ``customer_id`` and the reasons."""
+    extra = [c for c in scores.columns if c != KEY and not c.startswith("reasons_") and c not in declared]
+    return [*(c for c in declared if c in scores.columns), *extra]
+
+
 def encode_reasons(per_row: list[list[dict]]) -> np.ndarray:
     """Reasons as compact JSON text, one per customer."""
     dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
