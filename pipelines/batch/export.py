@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cip.errors import CipError, LakeBusyError, MissingInputError
@@ -84,17 +85,21 @@ def build_files(
         else []
     )
     base = contact.merge(scores[[KEY, *score_columns, *reasons]], on=KEY, how="right")
-    verdict = consent.suppression(base, destination)
-    base = base.assign(_reason=verdict.to_numpy())
-    by_segment = dict(tuple(membership.groupby("segment", sort=False)[KEY]))
+    base = base.sort_values(KEY, kind="stable").reset_index(drop=True)
+    verdict = consent.suppression(base, destination).to_numpy(dtype=object)
+    ok = pd.isna(verdict)
+    keys = base[KEY].to_numpy(dtype=object)
+    pieces = np.full(len(base), None, dtype=object)  # each deliverable customer formatted once
+    pieces[ok] = formats.prepare(destination, base[ok], score_columns, reasons)
+    at = pd.Index(base[KEY]).get_indexer(membership[KEY])  # members' rows in base (-1: not scored)
+    in_segment = membership["segment"].to_numpy(dtype=object)
     for segment in segments:
-        ids = by_segment.get(segment, pd.Series(dtype=object))
-        rows = base[base[KEY].isin(ids)]
-        left_out = consent.counts(rows["_reason"])
-        deliver = rows[rows["_reason"].isna()]
+        rows = np.sort(at[(in_segment == segment) & (at >= 0)])  # by customer id
+        left_out = consent.counts(pd.Series(verdict[rows], dtype=object))
+        deliver = rows[ok[rows]]
         yield (
             segment,
-            formats.render(destination, segment, deliver, score_columns, reasons),
+            formats.assemble(destination, segment, keys[deliver], pieces[deliver], score_columns),
             len(rows),
             left_out,
         )

@@ -13,7 +13,6 @@ contacts always give byte-identical files (and the same SHA-256).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 from collections.abc import Sequence
@@ -80,48 +79,101 @@ def render(
 ) -> bytes:
     """The file for one segment and destination. ``members``: deliverable customers with their
     contacts (:func:`pipelines.batch.consent.contacts` columns), scores and reasons."""
+    rows = members.sort_values(KEY, kind="stable")
+    pieces = prepare(destination, rows, score_columns, reason_columns)
+    return assemble(destination, segment, rows[KEY].to_numpy(dtype=object), pieces, score_columns)
+
+
+def prepare(
+    destination: Destination,
+    rows: pd.DataFrame,
+    score_columns: Sequence[str],
+    reason_columns: Sequence[str] = (),
+) -> np.ndarray:
+    """Per customer of ``rows``, the part of its line that does not depend on the segment (text),
+    so that a customer in many segments is formatted once; :func:`assemble` makes the files."""
     fmt = destination.format
     if fmt == "hashed_audience":
-        ids = hashed_identifiers(members).sort_values(["email_sha256", "phone_sha256"], kind="stable")
-        ids = ids.drop_duplicates()
-        return ids.to_csv(index=False, lineterminator="\n").encode()
-    rows = members.sort_values(KEY, kind="stable")
+        ids = hashed_identifiers(rows)
+        return (ids["email_sha256"] + "," + ids["phone_sha256"]).to_numpy(dtype=object)
     if fmt == "crm_csv":
-        out = pd.DataFrame({KEY: rows[KEY].to_numpy(), "segment": segment})
-        for c in score_columns:
-            out[c] = rows[c].to_numpy()
-        return out.to_csv(index=False, lineterminator="\n", float_format=None).encode()
+        if not score_columns or not len(rows):
+            return np.full(len(rows), "", dtype=object)
+        text = rows[list(score_columns)].to_csv(index=False, header=False, lineterminator="\n")
+        lines = np.array(text.split("\n")[:-1], dtype=object)
+        if len(score_columns) == 1:  # the csv module writes a lone empty field as ""
+            lines[lines == '""'] = ""
+        return lines
     if fmt == "webhook_jsonl":
-        return _jsonl(destination, segment, rows, score_columns, reason_columns)
+        return _jsonl_tails(destination, rows, score_columns, reason_columns)
     raise ValueError(f"unknown export format {fmt!r}")
 
 
-def _jsonl(
+def assemble(
     destination: Destination,
     segment: str,
+    keys: np.ndarray,
+    pieces: np.ndarray,
+    score_columns: Sequence[str],
+) -> bytes:
+    """One segment's file from its deliverable members' keys and :func:`prepare` pieces, both
+    sorted by customer id. Equal inputs give byte-identical files."""
+    fmt = destination.format
+    if fmt == "hashed_audience":
+        seen: dict[str, None] = dict.fromkeys(sorted(pieces))  # sorted, deduplicated
+        return ("email_sha256,phone_sha256\n" + "".join(f"{p}\n" for p in seen)).encode()
+    if fmt == "crm_csv":
+        head = ",".join([KEY, "segment", *score_columns])
+        sep = "," if score_columns else ""
+        body = "".join(f"{_csv_cell(k)},{segment}{sep}{p}\n" for k, p in zip(keys, pieces, strict=True))
+        return (head + "\n" + body).encode()
+    if fmt == "webhook_jsonl":
+        dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+        middle = f',"segment":{dumps(segment)},'
+        return "".join(
+            f'{{"{KEY}":{dumps(k)}{middle}{p}\n' for k, p in zip(keys, pieces, strict=True)
+        ).encode()
+    raise ValueError(f"unknown export format {fmt!r}")
+
+
+def _csv_cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    if any(ch in text for ch in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _jsonl_tails(
+    destination: Destination,
     rows: pd.DataFrame,
     score_columns: Sequence[str],
     reason_columns: Sequence[str],
-) -> bytes:
-    buf = io.StringIO()
+) -> np.ndarray:
+    """Per customer: its JSON object after ``customer_id`` and ``segment`` (contacts, scores,
+    reasons), closing brace included. Reasons are already compact JSON text and go in as they are."""
     dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=False).encode
     contact = []
     if "email" in destination.purposes:
         contact.append(("email", "email", normalize_email))
     if "sms" in destination.purposes:
         contact.append(("phone", "phone_e164", normalize_phone))
-    cols = {c: rows[c].to_numpy(dtype=object) for c in [KEY, *score_columns, *reason_columns]}
+    cols = {c: rows[c].to_numpy(dtype=object) for c in [*score_columns, *reason_columns]}
     contacts = {name: rows[src].to_numpy(dtype=object) for name, src, _ in contact}
+    names = [dumps(c.removeprefix("reasons_")) for c in reason_columns]
+    out = np.empty(len(rows), dtype=object)
     for i in range(len(rows)):
-        record: dict[str, Any] = {KEY: cols[KEY][i], "segment": segment}
+        record: dict[str, Any] = {}
         for name, _, norm in contact:
             record[name] = norm(contacts[name][i])
         record["scores"] = {c: _number(cols[c][i]) for c in score_columns}
+        text = dumps(record)[1:-1]
         if reason_columns:
-            record["reasons"] = {
-                c.removeprefix("reasons_"): json.loads(cols[c][i]) if cols[c][i] else []
-                for c in reason_columns
-            }
-        buf.write(dumps(record))
-        buf.write("\n")
-    return buf.getvalue().encode()
+            parts = ",".join(f"{n}:{_raw(cols[c][i])}" for n, c in zip(names, reason_columns, strict=True))
+            text += ',"reasons":{' + parts + "}"
+        out[i] = text + "}"
+    return out
+
+
+def _raw(reasons: Any) -> str:
+    """Reasons as stored (compact JSON text); none is an empty list."""
+    return reasons if isinstance(reasons, str) and reasons else "[]"
