@@ -154,12 +154,56 @@ def test_ids_stable_across_reruns_and_appended_data(private_world):
     assert changed == 0
 
 
+def test_same_full_name_lifts_the_birth_date_veto_a_household_member_does_not(resolved_world):
+    """A record copied with a wholly different birth date (a data-entry error) is not vetoed when the
+    full name agrees (Fellegi-Sunter then weighs it); with another first name (a household member)
+    the veto holds; and with ``veto_exemptions: {}`` it is absolute again."""
+    from pipelines.identity import probabilistic
+    from pipelines.identity.edges import crm_match_records
+    from pipelines.identity.matching_config import MatchingConfig
+    from pipelines.identity.pipeline import model_path
+
+    settings, _ = resolved_world
+    lake = Lake(settings.lake_dir)
+    records = crm_match_records(lake.connect(["crm_customers"]))
+    base = records.dropna(subset=["first_name", "last_name", "birth_date", "street", "city"]).iloc[0]
+    typo = base.copy()
+    typo["record_id"], typo["birth_date"], typo["phone"], typo["email_key"] = (
+        "X-typo",
+        "1931-01-17",
+        None,
+        None,
+    )
+    member = typo.copy()
+    member["record_id"], member["first_name"] = "X-member", "zebediah"
+    probe = pd.concat([records, pd.DataFrame([typo, member])], ignore_index=True)
+    model = probabilistic.load_model(model_path(settings))
+
+    def linked(config: MatchingConfig) -> set[str]:
+        pairs = probabilistic.predict(probe, model, config, threshold=0)  # every pair the vetoes let by
+        ends = pairs[
+            (pairs["record_id_l"] == base["record_id"]) | (pairs["record_id_r"] == base["record_id"])
+        ]
+        return set(ends["record_id_l"]) | set(ends["record_id_r"])
+
+    default = linked(settings.matching)
+    assert "X-typo" in default and "X-member" not in default
+    absolute = linked(settings.matching.model_copy(update={"veto_exemptions": {}}))
+    assert "X-typo" not in absolute
+
+
 def test_birth_date_veto_keeps_household_members_apart(resolved_world, lake):
     settings, _ = resolved_world
     pairs = lake.read("identity_match_pairs")
     assert len(pairs) > 0
-    # no linked pair has birth dates further apart than a typo or a day/month swap
-    assert not pairs["gamma_birth_date"].isin(settings.matching.veto_gammas("birth_date")).any()
+    # no linked pair has birth dates further apart than a typo or a day/month swap, unless both
+    # records carry the same full name (the veto's exemption)
+    vetoed = pairs["gamma_birth_date"].isin(settings.matching.veto_gammas("birth_date"))
+    exact = {r: settings.matching.comparisons[r].exact_gamma for r in ("first_name", "last_name")}
+    same_name = (pairs["gamma_first_name"] == exact["first_name"]) & (
+        pairs["gamma_last_name"] == exact["last_name"]
+    )
+    assert not (vetoed & ~same_name).any()
     # household members (same surname and address, different first name and birth date) never end
     # up in one customer
     truth = node_truth(lake, settings.truth_dir)

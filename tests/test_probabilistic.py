@@ -272,3 +272,38 @@ def test_records_are_checked(febrl1):
         prob.predict(pd.concat([records, records.head(2)]), model, config)
     with pytest.raises(ValueError, match="needs at least two DataFrames"):
         prob.predict(records, model, config.model_copy(update={"link_type": "link_only"}))
+
+
+@pytest.mark.parametrize(
+    "cc",
+    [
+        {"kind": "name", "swapped_with": "last_name"},
+        {"kind": "name"},
+        {"kind": "date"},
+        {"kind": "date", "date_windows": [{"threshold": 2, "metric": "year"}]},
+        {"kind": "address"},
+        {"kind": "address", "algorithm": "levenshtein", "edit_distance_thresholds": [1, 2, 4]},
+        {"kind": "postcode"},
+        {"kind": "exact"},
+        {"kind": "levenshtein"},
+    ],
+)
+def test_exact_gamma_is_the_top_splink_level(cc):
+    """The veto exemption compares gamma values with `exact_gamma`: it must be Splink's exact level."""
+    from pipelines.identity.matching_config import ComparisonConfig
+    from pipelines.identity.probabilistic import _comparison
+
+    config = ComparisonConfig(**cc)
+    levels = _comparison("first_name", config).get_comparison("duckdb").as_dict()["comparison_levels"]
+    non_null = [lvl for lvl in levels if not lvl.get("is_null_level")]
+    assert config.exact_gamma == len(non_null) - 1
+    assert non_null[0]["label_for_charts"].startswith("exact match")
+
+
+def test_veto_exemptions_are_checked():
+    assert default_crm_config().effective_veto_exemptions == {"birth_date": ["first_name", "last_name"]}
+    assert MatchingConfig(veto_exemptions={}).effective_veto_exemptions == {}
+    with pytest.raises(ValueError, match="is not a veto role"):
+        MatchingConfig(veto_exemptions={"street": ["first_name"]})
+    with pytest.raises(ValueError, match="must name one or more other compared roles"):
+        MatchingConfig(veto_exemptions={"birth_date": ["postcode"]})

@@ -443,15 +443,22 @@ def predict(
         (["source_dataset_l", "source_dataset_r"] if config.link_type != "dedupe_only" else [])
         + [f"{RECORD_ID}_l", f"{RECORD_ID}_r"]
     )
-    veto = " and ".join(
-        f"gamma_{role} not in ({', '.join(str(g) for g in config.veto_gammas(role))})"
-        for role in config.effective_veto_roles
-    )
+    veto = " and ".join(_veto_clause(config, role) for role in config.effective_veto_roles)
     where = f" where {veto}" if veto else ""
     sql = f"select {', '.join(cols)} from {pred.physical_name}{where} order by {order}"
     out = linker.misc.query_sql(sql, output_type="pandas")
     pred.drop_table_from_database_and_remove_from_cache()
     return out
+
+
+def _veto_clause(config: MatchingConfig, role: str) -> str:
+    """SQL keeping a pair unless ``role`` vetoes it (lifted when every exemption role matches exactly)."""
+    clause = f"gamma_{role} not in ({', '.join(str(g) for g in config.veto_gammas(role))})"
+    lifters = config.effective_veto_exemptions.get(role)
+    if lifters:
+        exact = " and ".join(f"gamma_{r} = {config.comparisons[r].exact_gamma}" for r in lifters)
+        clause = f"({clause} or ({exact}))"
+    return clause
 
 
 # --------------------------------------------------------------------------- explanation
