@@ -156,8 +156,9 @@ def test_ids_stable_across_reruns_and_appended_data(private_world):
 
 def test_same_full_name_lifts_the_birth_date_veto_a_household_member_does_not(resolved_world):
     """A record copied with a wholly different birth date (a data-entry error) is not vetoed when the
-    full name agrees (Fellegi-Sunter then weighs it); with another first name (a household member)
-    the veto holds; and with ``veto_exemptions: {}`` it is absolute again."""
+    full name and address agree (Fellegi-Sunter then weighs it); with another first name (a household
+    member) the veto holds; with ``veto_exemptions: {}`` it is absolute again. A member with no birth
+    date is refused by ``identity_roles`` (neither first name nor birth date agrees)."""
     from pipelines.identity import probabilistic
     from pipelines.identity.edges import crm_match_records
     from pipelines.identity.matching_config import MatchingConfig
@@ -176,7 +177,10 @@ def test_same_full_name_lifts_the_birth_date_veto_a_household_member_does_not(re
     )
     member = typo.copy()
     member["record_id"], member["first_name"] = "X-member", "zebediah"
-    probe = pd.concat([records, pd.DataFrame([typo, member])], ignore_index=True)
+    # a household member giving no birth date, with the same landline: nothing says it is the same person
+    landline = base.copy()
+    landline["record_id"], landline["first_name"], landline["birth_date"] = "X-landline", "zebediah", None
+    probe = pd.concat([records, pd.DataFrame([typo, member, landline])], ignore_index=True)
     model = probabilistic.load_model(model_path(settings))
 
     def linked(config: MatchingConfig) -> set[str]:
@@ -187,7 +191,8 @@ def test_same_full_name_lifts_the_birth_date_veto_a_household_member_does_not(re
         return set(ends["record_id_l"]) | set(ends["record_id_r"])
 
     default = linked(settings.matching)
-    assert "X-typo" in default and "X-member" not in default
+    assert "X-typo" in default and "X-member" not in default and "X-landline" not in default
+    assert "X-landline" in linked(settings.matching.model_copy(update={"identity_roles": []}))
     absolute = linked(settings.matching.model_copy(update={"veto_exemptions": {}}))
     assert "X-typo" not in absolute
 

@@ -301,9 +301,22 @@ def test_exact_gamma_is_the_top_splink_level(cc):
 
 
 def test_veto_exemptions_are_checked():
-    assert default_crm_config().effective_veto_exemptions == {"birth_date": ["first_name", "last_name"]}
+    assert default_crm_config().effective_veto_exemptions == {
+        "birth_date": {"first_name": "exact", "last_name": "exact", "street": "near", "city": "near"}
+    }
+    assert default_crm_config().effective_identity_roles == ["first_name", "birth_date"]
     assert MatchingConfig(veto_exemptions={}).effective_veto_exemptions == {}
     with pytest.raises(ValueError, match="is not a veto role"):
-        MatchingConfig(veto_exemptions={"street": ["first_name"]})
+        MatchingConfig(veto_exemptions={"street": {"first_name": "exact"}})
     with pytest.raises(ValueError, match="must name one or more other compared roles"):
-        MatchingConfig(veto_exemptions={"birth_date": ["postcode"]})
+        MatchingConfig(veto_exemptions={"birth_date": {"postcode": "exact"}})
+    with pytest.raises(ValueError, match="identity_roles: 'postcode' is not compared"):
+        MatchingConfig(identity_roles=["postcode"])
+
+
+def test_agreement_gammas_leave_out_differs_and_low_similarity():
+    config = default_crm_config()
+    # name levels: else 0, JW>=0.7 1, swapped 2, JW>=0.88 3, JW>=0.92 4, exact 5
+    assert config.agreement_gammas("first_name") == [2, 3, 4, 5]
+    # date levels: else 0, within 10 years 1 (vetoed), within a year 2, a month 3, one edit 4, exact 5
+    assert config.agreement_gammas("birth_date") == [2, 3, 4, 5]

@@ -30,6 +30,7 @@ RECORD_ID = "record_id"
 ComparisonKind = Literal["name", "date", "address", "postcode", "exact", "levenshtein"]
 LinkType = Literal["dedupe_only", "link_only", "link_and_dedupe"]
 DateMetric = Literal["day", "month", "year"]
+Agreement = Literal["exact", "near"]
 StringAlgorithm = Literal["jaro_winkler", "levenshtein"]
 
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -272,13 +273,22 @@ class MatchingConfig(BaseModel):
         "birth dates or mobiles; typos still match through the near-match levels. Default: birth_date and "
         "phone, those of them that are compared.",
     )
-    veto_exemptions: dict[str, list[str]] | None = Field(
+    veto_exemptions: dict[str, dict[str, Agreement]] | None = Field(
         default=None,
-        description="veto role -> roles that, when ALL agree exactly, lift that role's veto: the same full "
-        "name on both records makes a wholly different birth date a data-entry error rather than a "
-        "household member (members have their own first names); Fellegi-Sunter then weighs the pair as "
-        "usual. Default: birth_date lifted by first_name + last_name (when all three are compared). "
-        "Set {} to make every veto absolute (e.g. when fathers and sons share a full name and address).",
+        description="veto role -> {role: 'exact' | 'near'}: when ALL those roles agree so (near = exact or "
+        "the first similarity level below it), the veto is lifted and Fellegi-Sunter weighs the pair as "
+        "usual. The same full name at (nearly) the same street and city makes a wholly different birth "
+        "date a data-entry error rather than a household member (members have their own first names). "
+        "Default: birth_date lifted by first_name and last_name exact, street and city near (those "
+        "compared). Set {} to make every veto absolute (e.g. fathers and sons who share a name).",
+    )
+    identity_roles: list[str] | None = Field(
+        default=None,
+        description="A pair links only when at least one of these roles positively agrees (a name at "
+        "Jaro-Winkler >= 0.88 or swapped, a date within a year, any other kind at a level above "
+        "'differs'). Surname, address and a shared landline describe a household, not a person: "
+        "without a first name or a birth date that agree, they never link two records. Default: "
+        "first_name and birth_date, those compared; [] switches the rule off.",
     )
     match_threshold: float = Field(
         default=0.9, description="Match probability at or above which a pair links."
@@ -362,12 +372,15 @@ class MatchingConfig(BaseModel):
                 raise ValueError(
                     f"veto_roles: '{role}' is not compared (add it to comparisons or drop the veto)"
                 )
+        for role in self.identity_roles or []:
+            if role not in self.comparisons:
+                raise ValueError(f"identity_roles: '{role}' is not compared")
         for role, lifters in (self.veto_exemptions or {}).items():
             if role not in self.effective_veto_roles:
                 raise ValueError(f"veto_exemptions: '{role}' is not a veto role {self.effective_veto_roles}")
             if not lifters or any(r not in self.comparisons or r == role for r in lifters):
                 raise ValueError(
-                    f"veto_exemptions.{role}: {lifters} must name one or more other compared roles"
+                    f"veto_exemptions.{role}: {sorted(lifters)} must name one or more other compared roles"
                 )
         if not self.blocking_rules:
             raise ValueError("blocking_rules must contain at least one rule")
@@ -394,13 +407,32 @@ class MatchingConfig(BaseModel):
         return [r for r in ("birth_date", "phone") if r in self.comparisons]
 
     @property
-    def effective_veto_exemptions(self) -> dict[str, list[str]]:
+    def effective_veto_exemptions(self) -> dict[str, dict[str, Agreement]]:
         if self.veto_exemptions is not None:
-            return {r: list(v) for r, v in self.veto_exemptions.items()}
-        lifters = ["first_name", "last_name"]
-        if "birth_date" in self.effective_veto_roles and all(r in self.comparisons for r in lifters):
+            return {r: dict(v) for r, v in self.veto_exemptions.items()}
+        names = ["first_name", "last_name"]
+        if "birth_date" in self.effective_veto_roles and all(r in self.comparisons for r in names):
+            lifters: dict[str, Agreement] = {"first_name": "exact", "last_name": "exact"}
+            lifters.update({r: "near" for r in ("street", "city") if r in self.comparisons})
             return {"birth_date": lifters}
         return {}
+
+    @property
+    def effective_identity_roles(self) -> list[str]:
+        if self.identity_roles is not None:
+            return list(self.identity_roles)
+        return [r for r in ("first_name", "birth_date") if r in self.comparisons]
+
+    def agreement_gammas(self, role: str) -> list[int]:
+        """Comparison levels (gamma values) at which ``role`` positively agrees (see identity_roles)."""
+        cc = self.comparisons[role]
+        top = cc.exact_gamma
+        if cc.kind == "name":
+            low = sum(1 for t in cc.resolved_jaro_winkler_thresholds if t < 0.88)
+            return list(range(1 + low, top + 1))
+        if cc.kind == "date":
+            return [g for g in range(1, top + 1) if g not in self.veto_gammas(role)]
+        return list(range(1, top + 1))
 
     def veto_gammas(self, role: str) -> list[int]:
         """Comparison levels (Splink gamma values) that veto a match on ``role``: the 'differs'

@@ -443,7 +443,17 @@ def predict(
         (["source_dataset_l", "source_dataset_r"] if config.link_type != "dedupe_only" else [])
         + [f"{RECORD_ID}_l", f"{RECORD_ID}_r"]
     )
-    veto = " and ".join(_veto_clause(config, role) for role in config.effective_veto_roles)
+    clauses = [_veto_clause(config, role) for role in config.effective_veto_roles]
+    if config.effective_identity_roles:
+        clauses.append(
+            "("
+            + " or ".join(
+                f"gamma_{r} in ({', '.join(map(str, config.agreement_gammas(r)))})"
+                for r in config.effective_identity_roles
+            )
+            + ")"
+        )
+    veto = " and ".join(clauses)
     where = f" where {veto}" if veto else ""
     sql = f"select {', '.join(cols)} from {pred.physical_name}{where} order by {order}"
     out = linker.misc.query_sql(sql, output_type="pandas")
@@ -456,8 +466,11 @@ def _veto_clause(config: MatchingConfig, role: str) -> str:
     clause = f"gamma_{role} not in ({', '.join(str(g) for g in config.veto_gammas(role))})"
     lifters = config.effective_veto_exemptions.get(role)
     if lifters:
-        exact = " and ".join(f"gamma_{r} = {config.comparisons[r].exact_gamma}" for r in lifters)
-        clause = f"({clause} or ({exact}))"
+        agree = " and ".join(
+            f"gamma_{r} >= {max(config.comparisons[r].exact_gamma - (1 if how == 'near' else 0), 1)}"
+            for r, how in lifters.items()
+        )
+        clause = f"({clause} or ({agree}))"
     return clause
 
 
