@@ -27,7 +27,7 @@ features_app = typer.Typer(
     help="Feast feature store: build snapshots, apply, materialize.", no_args_is_help=True
 )
 train_app = typer.Typer(
-    help="Train models (churn, clv, propensity) and register them in MLflow.", no_args_is_help=True
+    help="Train models (churn, clv, propensity, nba) and register them in MLflow.", no_args_is_help=True
 )
 models_app = typer.Typer(
     help="The MLflow model registry: list versions, promote a champion.", no_args_is_help=True
@@ -567,6 +567,9 @@ def _train(names: list[str], trials: int | None) -> list:
         with progress_bar(f"train {name}") as report:
             r = train(s, name, trials=trials, progress=report)
         results.append(r)
+        if r.model == "nba":
+            _print_nba(r)
+            continue
         gate = f"{'promoted' if r.promoted else 'not promoted'}: test {r.gate_metric} {r.metrics[r.gate_metric]:.4f}"
         if r.champion_metric is not None:
             gate += f" vs champion {r.champion_metric:.4f}"
@@ -574,7 +577,7 @@ def _train(names: list[str], trials: int | None) -> list:
             f"[green]{name}[/] v{r.version} in {r.seconds:.0f}s — cutoffs train "
             f"{r.plan.train[0]}…{r.plan.train[-1]}, valid {r.plan.valid}, test {r.plan.test} — {gate}"
         )
-    for r in results:
+    for r in (r for r in results if r.model != "nba"):
         table = summary_frame([r]).drop(columns="model").dropna(axis=1, how="all")
         print_frame(table, title=f"{r.model} on the test cutoff {r.plan.test}: model next to baselines")
     return results
@@ -598,12 +601,40 @@ def train_propensity(trials: TrialsOption = None) -> None:
     _train(["propensity"], trials)
 
 
+@train_app.command("nba")
+def train_nba(trials: TrialsOption = None) -> None:
+    """Next-best-action: the offer worth the most incremental revenue net of its cost (uplift models
+    from the randomized campaign log, evaluated off-policy on held-out campaigns)."""
+    _train(["nba"], trials)
+
+
+def _print_nba(r) -> None:  # noqa: ANN001 - training.train.TrainResult
+    import pandas as pd
+
+    gate = f"{'promoted' if r.promoted else 'not promoted'}: test DR value {r.metrics['dr_value']:.4f}"
+    if r.champion_metric is not None:
+        gate += f" vs champion {r.champion_metric:.4f}"
+    console.print(
+        f"[green]nba[/] v{r.version} ({r.params.get('learner')}-learner) in {r.seconds:.0f}s — campaigns "
+        f"train {r.plan.train[0]}…{r.plan.train[-1]}, valid {','.join(r.plan.valid)}, test "
+        f"{','.join(r.plan.test)} — {gate}"
+    )
+    rows = [{"policy": "nba (CIP uplift)", **{k: r.metrics[k] for k in ("dr_value", "ipw_value")}}]
+    rows += [{"policy": name, **v} for name, v in r.baselines.items()]
+    table = pd.DataFrame(rows)
+    table.insert(2, "dr_ci", [""] * len(table))
+    table.loc[0, "dr_ci"] = f"[{r.metrics['dr_low']:.3f}, {r.metrics['dr_high']:.3f}]"
+    print_frame(
+        table, title="incremental value per exposure vs no offer, net of cost (test campaigns, off-policy)"
+    )
+
+
 @train_app.command("all")
 def train_all(trials: TrialsOption = None) -> None:
-    """Train churn, clv and propensity."""
-    from training.specs import SPECS
+    """Train churn, clv, propensity and nba."""
+    from training.specs import MODELS
 
-    _train(list(SPECS), trials)
+    _train(list(MODELS), trials)
 
 
 @models_app.command("list")
@@ -622,7 +653,7 @@ def models_list() -> None:
 
 @models_app.command("promote")
 def models_promote(
-    name: Annotated[str, typer.Argument(help="Model: churn, clv or propensity.")],
+    name: Annotated[str, typer.Argument(help="Model: churn, clv, propensity or nba.")],
     version: Annotated[int, typer.Argument(help="Registered version to make champion.")],
 ) -> None:
     """Make a registered version the champion (scoring loads the champion)."""

@@ -99,3 +99,40 @@ def predicted_vs_actual(y: np.ndarray, pred: np.ndarray) -> Figure:
     )
     ax.legend(fontsize=8)
     return fig
+
+
+def qini_curves(curves: dict[str, pd.DataFrame]) -> Figure:
+    """Qini curve per action (``training.ope.qini_curve`` frames) against random targeting."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for action, c in curves.items():
+        line = ax.plot(c["fraction"], c["qini"], label=action)[0]
+        ax.plot(c["fraction"], c["random"], ls=":", lw=1, color=line.get_color())
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(
+        xlabel="share targeted (highest predicted uplift first)",
+        ylabel="incremental outcome per treated customer",
+        title="Qini curves vs random (dotted), test campaigns",
+    )
+    ax.legend(fontsize=8)
+    return fig
+
+
+def policy_values(estimates: dict[str, dict[str, dict[str, float]]]) -> Figure:
+    """Off-policy incremental value of each policy (IPW and DR) with its confidence interval."""
+    names = list(estimates)
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.2))
+    y = np.arange(len(names))
+    for off, kind in ((-0.15, "ipw"), (0.15, "dr")):
+        e = [estimates[n].get(kind) for n in names]
+        ok = [i for i, x in enumerate(e) if x]
+        v = np.array([e[i]["value"] for i in ok])
+        err = np.array([[v[j] - e[i]["low"], e[i]["high"] - v[j]] for j, i in enumerate(ok)]).T
+        ax.errorbar(v, y[ok] + off, xerr=err, fmt="o", capsize=3, label=kind.upper())
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(y, names)
+    ax.set(
+        xlabel="incremental value per exposure vs no offer (net of cost)", title="Off-policy policy values"
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from cip.errors import CipError
-from training.specs import SPECS, spec
+from training.specs import MODELS, spec
 
 if TYPE_CHECKING:
     from training.config import TrainingSettings
@@ -100,7 +100,7 @@ def list_models(settings: TrainingSettings) -> pd.DataFrame:
     """Every registered CIP model version with its aliases and key metrics."""
     client = connect(settings)
     rows: list[dict[str, Any]] = []
-    for s in SPECS.values():
+    for s in MODELS.values():
         aliases = _aliases(client, s.registered)
         for mv in client.search_model_versions(f"name='{s.registered}'"):
             run = client.get_run(mv.run_id) if mv.run_id else None

@@ -4,6 +4,11 @@ Batch scoring (``cip score``) and real-time serving both call :meth:`Scorer.scor
 feature values, so the same values give the same numbers in both. A customer's scores depend on
 that customer's values alone. The work per call is array work: each model reads one float matrix
 built from the frame (the per-category model repeats it once per category).
+
+When ``cip-nba`` has a champion, the next-best-action model (:class:`~training.nba_runtime.NBAModel`,
+with the settings' action costs) is loaded too: the wide result gets ``next_best_action`` and
+``nba_value``, :attr:`ScoreResult.reasons` ``["nba"]`` its reasons and
+:attr:`ScoreResult.alternatives` the other actions ranked, exactly as ``NBAModel.score`` returns them.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ import pandas as pd
 
 from cip.errors import CipError
 from training.datasets import CATEGORY
+from training.nba_runtime import ACTION_COLUMN, VALUE_COLUMN, NBAModel
 from training.reasons import top_reasons
 from training.runtime import KEY, ScoringModel
-from training.specs import SPECS
+from training.specs import NBA, SPECS
 
 if TYPE_CHECKING:
     from training.config import TrainingSettings
@@ -41,12 +47,26 @@ class ScoreResult:
     reasons: dict[str, list[list[dict[str, Any]]]] = field(default_factory=dict)
     #: Model name → registered version used.
     versions: dict[str, str] = field(default_factory=dict)
+    #: Per customer (input order), the next-best-action model's other actions as ``{action, value}``
+    #: (expected incremental value net of cost), best first; empty when no ``nba`` model is loaded.
+    alternatives: list[list[dict[str, Any]]] = field(default_factory=list)
+
+
+#: A loaded champion: a per-row model, or the next-best-action model.
+Model = ScoringModel | NBAModel
+
+
+def load_model(settings: TrainingSettings, name: str, ref: str = "champion") -> Model:
+    """Model ``name`` at alias or version ``ref`` (``nba`` with the settings' action costs)."""
+    if name == NBA.name:
+        return NBAModel.load(settings, ref)
+    return ScoringModel.load(settings, name, ref)
 
 
 class Scorer:
     """The champions of every model (or of ``models``), loaded once, scoring frames of features."""
 
-    def __init__(self, models: dict[str, ScoringModel]) -> None:
+    def __init__(self, models: dict[str, Model]) -> None:
         if not models:
             raise CipError("no model to score with", fix="train them first: `cip train all`")
         self._models = dict(models)
@@ -55,15 +75,16 @@ class Scorer:
     # --- loading ------------------------------------------------------------------------------------
     @classmethod
     def load(cls, settings: TrainingSettings, models: Sequence[str] | None = None) -> Scorer:
-        """Each named model's (default: every declared model's) ``champion`` from the registry.
+        """Each named model's (default: every declared model's, ``nba`` included) ``champion`` from the
+        registry.
 
         Without ``models``, a model that has no champion yet is left out; a named one must exist.
         """
-        names = list(models) if models is not None else list(SPECS)
-        loaded: dict[str, ScoringModel] = {}
+        names = list(models) if models is not None else [*SPECS, NBA.name]
+        loaded: dict[str, Model] = {}
         for name in names:
             try:
-                loaded[name] = ScoringModel.load(settings, name)
+                loaded[name] = load_model(settings, name)
             except CipError:
                 if models is not None:
                     raise
@@ -82,11 +103,11 @@ class Scorer:
         from training.registry import champion, connect
 
         client = connect(settings)
-        fresh: dict[str, ScoringModel] = {}
+        fresh: dict[str, Model] = {}
         for name, model in self._models.items():
             mv = champion(client, model.spec.registered)
             if mv is not None and str(mv.version) != model.version:
-                fresh[name] = ScoringModel.load(settings, name, str(mv.version))
+                fresh[name] = load_model(settings, name, str(mv.version))
         if not fresh:
             return False
         with self._lock:
@@ -95,7 +116,7 @@ class Scorer:
 
     # --- what it reads ------------------------------------------------------------------------------
     @property
-    def models(self) -> dict[str, ScoringModel]:
+    def models(self) -> dict[str, Model]:
         return dict(self._models)
 
     @property
@@ -117,7 +138,9 @@ class Scorer:
         """The wide result's score columns, in order."""
         out: list[str] = []
         for m in self._models.values():
-            if CATEGORY in m.features:
+            if isinstance(m, NBAModel):
+                out += [ACTION_COLUMN, VALUE_COLUMN]
+            elif CATEGORY in m.features:
                 out += [propensity_column(c) for c in _wide_categories(m)]
             else:
                 out.append(m.spec.score_column)
@@ -146,7 +169,9 @@ class Scorer:
         wide = pd.DataFrame({KEY: features[KEY].to_numpy()} if KEY in features.columns else {})
         result = ScoreResult(wide=wide, versions={n: str(m.version) for n, m in chosen.items()})
         for name, model in chosen.items():
-            if CATEGORY in model.features:
+            if isinstance(model, NBAModel):
+                self._score_nba(name, model, features, reasons, result)
+            elif CATEGORY in model.features:
                 self._score_per_category(name, model, features, reasons, result)
             else:
                 matrix = model.estimator.matrix(features)
@@ -158,6 +183,18 @@ class Scorer:
                         model.estimator.contributions(matrix), model.features, features, reasons
                     )
         return result
+
+    @staticmethod
+    def _score_nba(
+        name: str, model: NBAModel, features: pd.DataFrame, reasons: int, result: ScoreResult
+    ) -> None:
+        """The chosen action and its value, the ranked alternatives and the reasons: ``NBAModel.score``."""
+        scored = model.score(features, reasons=reasons)
+        result.wide[ACTION_COLUMN] = scored[ACTION_COLUMN].to_numpy()
+        result.wide[VALUE_COLUMN] = scored[VALUE_COLUMN].to_numpy()
+        result.alternatives = scored["alternatives"].tolist()
+        if reasons > 0:
+            result.reasons[name] = scored["reasons"].tolist()
 
     @staticmethod
     def _score_per_category(
@@ -193,7 +230,7 @@ def _wide_categories(model: ScoringModel) -> list[str]:
     return [*CATEGORIES, *(c for c in _categories(model) if c not in CATEGORIES)]
 
 
-def _known(models: dict[str, ScoringModel], names: Sequence[str]) -> list[str]:
+def _known(models: dict[str, Model], names: Sequence[str]) -> list[str]:
     unknown = [n for n in names if n not in models]
     if unknown:
         raise CipError(

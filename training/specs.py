@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from features.catalog import RESPONSE_WINDOW_DAYS
+
 Task = Literal["binary", "regression"]
 
 
@@ -66,7 +68,24 @@ PROPENSITY = ModelSpec(
     greater_is_better=True,
 )
 
+#: Next-best-action: one uplift model per offer against the control, trained on the randomized campaign
+#: log (``training.nba``), scored by ``training.nba_runtime.NBAModel``. Its gate metric is the doubly
+#: robust off-policy estimate of its policy's incremental value per exposure on held-out campaigns.
+NBA = ModelSpec(
+    "nba",
+    "regression",
+    "nba_v1",
+    RESPONSE_WINDOW_DAYS,
+    "nba_value",
+    "Next-best-action: the offer with the highest expected incremental 14-day revenue net of its cost.",
+    metric="dr_value",
+    greater_is_better=True,
+)
+
+#: The per-row models trained by ``training.train`` from labels at cutoffs.
 SPECS: dict[str, ModelSpec] = {s.name: s for s in (CHURN, CLV, PROPENSITY)}
+#: Every model CIP registers (``cip models list`` shows them all).
+MODELS: dict[str, ModelSpec] = {**SPECS, NBA.name: NBA}
 
 
 def spec(name: str) -> ModelSpec:
@@ -74,6 +93,6 @@ def spec(name: str) -> ModelSpec:
     from cip.errors import CipError
 
     try:
-        return SPECS[name]
+        return MODELS[name]
     except KeyError:
-        raise CipError(f"unknown model '{name}'", fix=f"choose one of {', '.join(SPECS)}") from None
+        raise CipError(f"unknown model '{name}'", fix=f"choose one of {', '.join(MODELS)}") from None

@@ -130,6 +130,10 @@ def train(
     store: Any = None,
 ) -> TrainResult:
     """Train, evaluate, log and register model ``name``; promote it if it beats the champion."""
+    if name == "nba":
+        from training.nba import train_nba
+
+        return train_nba(settings, trials=trials, progress=progress, store=store)
     started = time.perf_counter()
     if progress:
         progress("building the training set", 0, 1)
