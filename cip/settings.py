@@ -159,6 +159,13 @@ class CoreSettings(BaseSettings):
     def reports_dir(self) -> Path:
         return self.root / "reports"
 
+    @property
+    def live_dir(self) -> Path:
+        """What the real-time service keeps: its durable event log (JSON-lines segments that
+        ``cip ingest`` reads as an events source) and its state database (identity links made
+        by live events, trigger outbox)."""
+        return self.root / "live"
+
     def stores(self) -> dict[str, Path]:
         """Every store that can hold customer data, by name (privacy requests walk this)."""
         return {
@@ -169,6 +176,7 @@ class CoreSettings(BaseSettings):
             "reports": self.reports_dir,
             "features": self.features_dir,
             "mlruns": self.mlflow_dir,
+            "live": self.live_dir,
         }
 
 

@@ -758,6 +758,26 @@ def report_cmd(
 
 
 @app.command()
+def serve(
+    port: Annotated[int | None, typer.Option(help="Port (default: serving.port).")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default: serving.host).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: serving.workers).")] = None,
+) -> None:
+    """Real-time API (BentoML): POST /score, POST /events, GET /customers/{id}, /metrics."""
+    from serving.launch import serve as run_server
+
+    s = _settings()
+    overrides = {k: v for k, v in {"port": port, "host": host, "workers": workers}.items() if v is not None}
+    if overrides:
+        s = get_settings(serving=s.serving.model_copy(update=overrides))
+    console.print(
+        f"serving on http://{s.serving.host}:{s.serving.port} with {s.serving.workers} worker(s); "
+        f"data {s.data_dir}, models {s.mlflow_dir}"
+    )
+    run_server(s)
+
+
+@app.command()
 def status() -> None:
     """List the lake's tables and their row counts."""
     from cip.lake import Lake

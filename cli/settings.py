@@ -23,10 +23,12 @@ from pipelines.generate.config import GenerateSettings
 from pipelines.identity.config import IdentitySettings
 from pipelines.ingest.config import IngestSettings
 from pipelines.profiles.config import ProfileSettings
+from serving.config import ServingSettings
 from training.config import TrainingSettings
 
 
 class Settings(
+    ServingSettings,
     BatchSettings,
     TrainingSettings,
     FeatureSettings,

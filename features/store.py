@@ -48,6 +48,7 @@ class CipFeatureStore:
             export_data_dir(self.data_dir)
             self.feast = FeatureStore(repo_path=str(REPO_DIR))
         self._services: dict[str, Any] = {}
+        self._push_plan: tuple[list[str], bool] | None = None
 
     # --- definitions ----------------------------------------------------------------------------
     def objects(self) -> dict[str, Any]:
@@ -63,6 +64,7 @@ class CipFeatureStore:
         objects = self.objects()
         self.feast.apply(list(objects.values()))
         self._services.clear()
+        self._push_plan = None
         return ApplyResult(Path(self.feast.config.registry.path), sorted(objects))
 
     def service(self, name: str) -> Any:
@@ -196,8 +198,33 @@ class CipFeatureStore:
                 }
             )
         df = pd.DataFrame(rows)
-        self.feast.push(cat.PUSH_SOURCE, df, to=PushMode.ONLINE)
+        views, precompute = self._push_targets()
+        if precompute:  # Feast's push also refreshes pre-computed service vectors
+            self.feast.push(cat.PUSH_SOURCE, df, to=PushMode.ONLINE)
+        else:  # what push does, without re-reading the registry for every event
+            for name in views:
+                self.feast.write_to_online_store(name, df, allow_registry_cache=True)
         return df
+
+    def _push_targets(self) -> tuple[list[str], bool]:
+        """The views the push source feeds, and whether a FeatureService pre-computes vectors that a
+        push must refresh; resolved once per store (Feast's ``push`` reads the uncached registry for
+        the latter on every call, most of an event's cost). ``apply`` resets it."""
+        if self._push_plan is None:
+            from feast.data_source import PushSource
+
+            fvs = [*self.feast.list_feature_views(allow_cache=True)]
+            fvs += self.feast.list_stream_feature_views(allow_cache=True)
+            views = sorted(
+                fv.name
+                for fv in fvs
+                if isinstance(fv.stream_source, PushSource) and fv.stream_source.name == cat.PUSH_SOURCE
+            )
+            precompute = any(
+                getattr(s, "precompute_online", False) for s in self.feast.list_feature_services()
+            )
+            self._push_plan = (views, precompute or not views)
+        return self._push_plan
 
 
 def _quiet_feast() -> None:

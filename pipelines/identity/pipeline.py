@@ -1,6 +1,6 @@
 """`cip identity`: identity graph (deterministic + probabilistic) → stable customer ids.
 
-Reads standardized lake tables, writes ``identity_edges``, ``identity_map`` and appends to
+Reads standardized lake tables and the links the real-time service recorded (``cip.live``), writes ``identity_edges``, ``identity_map`` and appends to
 ``identity_history``. The Splink model is trained once and reused (``models/splink_crm.json``);
 never-link rules come from ``rules/never_link.csv`` (written by ``cip identity split``).
 """
@@ -16,6 +16,7 @@ import pandas as pd
 
 from cip.errors import CipError, MissingInputError
 from cip.lake import Lake
+from cip.live import link_edges
 from pipelines.identity import edges as edge_nodes
 from pipelines.identity import probabilistic
 from pipelines.identity.config import IdentitySettings
@@ -96,6 +97,9 @@ def run(
     con = lake.connect([t for t in sources if t in tables])
     step("deterministic edges", 0, 4)
     det = edge_nodes.deterministic_edges(con, tables)
+    live = link_edges(settings)  # identifiers the real-time service linked (identify/alias) or met first
+    if len(live):
+        det = pd.concat([det, live], ignore_index=True).drop_duplicates(["src", "dst", "edge_type"])
     pairs = pd.DataFrame()
     if "crm_customers" in tables:
         step("probabilistic matching (Splink)", 1, 4)

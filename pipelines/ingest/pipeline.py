@@ -37,9 +37,10 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from cip.contracts import CONTRACTS, Contract
+from cip.contracts import CONTRACTS, EVENTS, Contract
 from cip.errors import CipError, MissingInputError, SourceFileError
 from cip.lake import RAW, BatchRecord, Lake, file_sha256
+from cip.live import closed_segments
 from cip.sql import literal_list, quote_ident, quote_literal
 from pipelines.ingest import rules, stream
 from pipelines.ingest.config import IngestSettings
@@ -149,13 +150,23 @@ class IncompleteIngestError(SourceFileError):
         )
 
 
-def discover(source_dir: Path) -> list[tuple[Contract, Path]]:
-    """Files in ``source_dir`` per contract, in ingestion order."""
-    if not source_dir.exists():
+def discover(source_dir: Path, live: list[Path] | None = None) -> list[tuple[Contract, Path]]:
+    """Files in ``source_dir`` per contract, in ingestion order; ``live``: closed segments of the
+    real-time service's event log (``cip.live``), read as event files after the folder's."""
+    live = live or []
+    if not source_dir.exists() and not live:
         raise MissingInputError(
             f"raw folder {source_dir} does not exist", fix="run `cip generate` or pass --source DIR"
         )
-    found = [(c, p) for c in CONTRACTS for p in sorted(source_dir.glob(c.pattern)) if p.is_file()]
+    found = [
+        (c, p)
+        for c in CONTRACTS
+        for p in [
+            *(sorted(source_dir.glob(c.pattern)) if source_dir.exists() else []),
+            *(live if c is EVENTS else []),
+        ]
+        if p.is_file()
+    ]
     if not found:
         raise MissingInputError(
             f"no source files in {source_dir}",
@@ -570,7 +581,7 @@ def run(
     source_dir = Path(source_dir or settings.raw_dir)
     now = now or datetime.now(UTC)
     lake = Lake(settings.lake_dir)
-    files = discover(source_dir)
+    files = discover(source_dir, closed_segments(settings))
     reports: list[FileReport] = []
     published: list[Path] = []
     done = iter(range(1, len(files) + 1))
