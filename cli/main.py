@@ -521,7 +521,7 @@ def demo(
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
 ) -> None:
     """Run the main job end to end on the embedded default: generate → ingest → identity → profiles →
-    features → models."""
+    features → models → score → segments → export → report."""
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -537,13 +537,19 @@ def demo(
     timed("profiles", profiles)
     timed("features", features_all)
     timed("models", train_all, trials=None)
+    timed("score", score_cmd)
+    timed("segments", segments_cmd, reassign=False)
+    timed("export", export_cmd, destination=None)
+    timed("report", report_cmd, out=None)
     import pandas as pd
 
     console.rule("[bold]demo finished")
     print_frame(
         pd.DataFrame({"stage": list(timings), "seconds": list(timings.values())}), title="stage timings"
     )
-    console.print(f"total {time.perf_counter() - started:.1f}s — data in {_settings().root}")
+    s = _settings()
+    console.print(f"total {time.perf_counter() - started:.1f}s — data in {s.root}")
+    console.print(f"exports in {s.exports_dir}, report at {s.report_path}")
 
 
 # --- models ----------------------------------------------------------------------------------------
@@ -655,6 +661,100 @@ def models_promote(
 
     promote(_settings(), name, version)
     console.print(f"[green]{name}[/] version {version} is now the champion")
+
+
+# --- batch scoring, segments, exports, report (pipelines/batch) -------------------------------------
+@app.command("score")
+def score_cmd() -> None:
+    """Score every customer with each model's champion (latest feature snapshot, top reasons), then
+    assign the predictive segments and diff them against the previous run."""
+    from pipelines.batch.pipeline import score
+
+    s = _settings()
+    with progress_bar("score") as report:
+        info = score(s, progress=report)
+    console.print(
+        f"[green]run {info.run_id}[/]: {info.customers:,} customers as of {info.as_of}, models "
+        + ", ".join(f"{m} v{v}" for m, v in info.versions.items())
+        + f" — lake tables 'scores', 'segment_membership', 'segment_changes' ({sum(info.seconds.values()):.1f}s)"
+    )
+    _print_segments(info)
+
+
+def _print_segments(info) -> None:  # noqa: ANN001 - pipelines.batch.runs.RunInfo
+    from pipelines.batch.pipeline import summary_frame
+
+    since = f"since {info.previous_run}" if info.previous_run else "first run: every member entered"
+    print_frame(summary_frame(info), title=f"segments of {info.run_id} ({since})", max_rows=200)
+
+
+@app.command("segments")
+def segments_cmd(
+    reassign: Annotated[
+        bool, typer.Option(help="Re-evaluate the latest run's scores against the current segment file.")
+    ] = False,
+) -> None:
+    """Show the latest run's segment sizes and their movement (enter/exit/stay) since the run before."""
+    from pipelines.batch.pipeline import reassign as reassign_run
+    from pipelines.batch.runs import load_run
+
+    s = _settings()
+    info = reassign_run(s) if reassign else load_run(s)
+    _print_segments(info)
+    if info.thresholds:
+        import pandas as pd
+
+        print_frame(
+            pd.DataFrame({"reference": list(info.thresholds), "value": list(info.thresholds.values())}),
+            title="quantile thresholds (population of this run)",
+        )
+
+
+@app.command("export")
+def export_cmd(
+    destination: Annotated[
+        list[str] | None,
+        typer.Option("--destination", "-d", help="Destination to export to (repeatable; default: all)."),
+    ] = None,
+) -> None:
+    """Write each segment of the latest run to each destination: files plus manifests, consent per
+    purpose enforced, unsubscribes and bounces suppressed, written atomically."""
+    import pandas as pd
+
+    from pipelines.batch.export import export_run
+
+    s = _settings()
+    with progress_bar("export") as report:
+        results = export_run(s, destination, progress=report)
+    rows = [
+        {
+            "destination": r.destination,
+            "segment": e.segment,
+            "members": e.members,
+            "exported": e.exported,
+            "suppressed": ", ".join(f"{k} {v:,}" for k, v in e.suppressed.items()) or "-",
+            "sha256": e.sha256[:12],
+        }
+        for r in results
+        for e in r.segments
+    ]
+    print_frame(pd.DataFrame(rows), title="exports (suppressed by reason)", max_rows=300)
+    for r in results:
+        console.print(f"{r.destination}: {r.folder}")
+
+
+@app.command("report")
+def report_cmd(
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write the HTML (default: batch.report_path).")
+    ] = None,
+) -> None:
+    """Write the run report: one self-contained HTML file (scores, models, segments, exports,
+    identity, quarantine)."""
+    from pipelines.batch.report import write_report
+
+    path = write_report(_settings(), path=out)
+    console.print(f"[green]report[/] {path}")
 
 
 @app.command()

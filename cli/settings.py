@@ -18,6 +18,7 @@ from pydantic_settings import SettingsConfigDict
 
 from cip.settings import load_settings
 from features.config import FeatureSettings
+from pipelines.batch.config import BatchSettings
 from pipelines.generate.config import GenerateSettings
 from pipelines.identity.config import IdentitySettings
 from pipelines.ingest.config import IngestSettings
@@ -28,6 +29,7 @@ from training.config import TrainingSettings
 
 class Settings(
     ServingSettings,
+    BatchSettings,
     TrainingSettings,
     FeatureSettings,
     ProfileSettings,
