@@ -435,7 +435,7 @@ def test_report_renders_its_plots_in_headless_chromium(batch_world, tmp_path):
     assert "http://" not in text.replace("http://www.w3.org", "") and "https://" not in text  # self-contained
     for title in (
         "Score distributions",
-        "calibration and lift",
+        "calibration, lift and uplift",
         "Segments",
         "Identity",
         "Quarantine",

@@ -241,6 +241,9 @@ def test_segments_follow_the_saved_thresholds(server, world, people):
     for c in body["customers"]:
         record = {"customer_id": c["customer_id"], "churn_probability": c["churn_probability"]}
         record |= {"clv_365d": c["clv_365d"]} | {f"propensity_{k}": v for k, v in c["propensity"].items()}
+        if c.get("next_best_action"):
+            nba = c["next_best_action"]
+            record |= {"next_best_action": nba["action"], "nba_value": nba["expected_value"]}
         for f in book.fields - set(record):
             if f in traits.columns and c["customer_id"] in traits.index:
                 v = traits.at[c["customer_id"], f]

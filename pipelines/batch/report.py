@@ -110,8 +110,9 @@ def score_section(scores: pd.DataFrame, info: RunInfo) -> Section:
 
 
 def model_section(settings: BatchSettings, info: RunInfo) -> Section:
-    """Each champion's test metrics and its logged calibration and lift plots (from MLflow)."""
-    s = Section("Models: calibration and lift (test cutoff, from MLflow)")
+    """Each champion's test metrics and its logged plots (from MLflow): calibration and lift, or for
+    the next-best-action policy its Qini curves and policy values."""
+    s = Section("Models: calibration, lift and uplift (held-out data, from MLflow)")
     try:
         from training.registry import connect
         from training.specs import spec
@@ -134,7 +135,14 @@ def model_section(settings: BatchSettings, info: RunInfo) -> Section:
         s.body.append(f"<h3>{_e(name)} v{_e(version)} · {_e(sp.registered)} · run {_e(mv.run_id[:8])}</h3>")
         s.body.append(table(pd.DataFrame([metrics]).round(4)))
         images = []
-        for plot in ("calibration.png", "predicted_vs_actual.png", "lift_gain.png"):
+        # calibration and lift of the score models; Qini curves and policy values of the NBA policy
+        for plot in (
+            "calibration.png",
+            "predicted_vs_actual.png",
+            "lift_gain.png",
+            "qini.png",
+            "policy_values.png",
+        ):
             try:
                 local = mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path=f"plots/{plot}")
             except Exception:  # noqa: BLE001 - not logged for this task
