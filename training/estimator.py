@@ -8,6 +8,7 @@ text and a JSON of everything else): no pickles travel with a model.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,10 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from training import attribution
+
 BOOSTER_FILE = "booster.txt"
+_COMPILE_LOCK = threading.Lock()
 META_FILE = "meta.json"
 
 
@@ -128,9 +132,29 @@ class GBMModel(BaseEstimator):
 
     def raw_score(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """The booster's raw score (log-odds, or log of the expected amount); ``X`` is a frame or
-        a :meth:`matrix`."""
+        a :meth:`matrix`. After :meth:`use_compiled`, from the compiled trees."""
         m = X if isinstance(X, np.ndarray) else self._matrix(X)
+        if getattr(self, "_compile_to", None) is not None:
+            return self._compiled().raw_score(np.asarray(m, dtype=float))
         return self.booster_.predict(m, raw_score=True, num_iteration=self.best_iteration_)
+
+    def use_compiled(self, cache_dir: Path | None, threads: int = 0) -> GBMModel:
+        """Predict raw scores with lleaves-compiled trees (:mod:`training.compiled`), compiled on
+        first use into (or loaded from) ``cache_dir``; ``None`` goes back to LightGBM."""
+        self._compile_to = (Path(cache_dir), threads) if cache_dir is not None else None
+        self._compiled_trees = None
+        return self
+
+    def _compiled(self) -> Any:
+        from training.compiled import compile_booster
+
+        with _COMPILE_LOCK:
+            if self._compiled_trees is None:
+                cache_dir, threads = self._compile_to
+                self._compiled_trees = compile_booster(
+                    self.booster_, self.best_iteration_, cache_dir, threads
+                )
+        return self._compiled_trees
 
     def from_raw(self, raw: np.ndarray) -> np.ndarray:
         """Scores from raw scores: calibrated probabilities (binary) or expected amounts."""
@@ -158,11 +182,22 @@ class GBMModel(BaseEstimator):
         """Probability of the positive class (binary) or the expected amount (regression)."""
         return self.from_raw(self.raw_score(X))
 
-    def contributions(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Per-feature contributions to the raw score (TreeSHAP); the last column is the base value,
-        and each row sums to :meth:`raw_score`. ``X`` is a frame or a :meth:`matrix`."""
+    def contributions(self, X: pd.DataFrame | np.ndarray, method: str = "tree_shap") -> np.ndarray:
+        """Per-feature contributions to the raw score by ``method`` (``tree_shap`` or ``path``, see
+        :mod:`training.attribution`); the last column is the base value, and each row sums to
+        :meth:`raw_score`. ``X`` is a frame or a :meth:`matrix`."""
         m = X if isinstance(X, np.ndarray) else self._matrix(X)
-        return np.asarray(self.booster_.predict(m, pred_contrib=True, num_iteration=self.best_iteration_))
+        table = self.path_table() if method == "path" else None
+        return attribution.contributions(self.booster_, m, method, self.best_iteration_, table)
+
+    def path_table(self) -> attribution.PathTable:
+        """The leaves' path credits (built once per fitted booster)."""
+        key = (id(self.booster_), self.best_iteration_)
+        cached = getattr(self, "_path_table", None)
+        if cached is None or cached[0] != key:
+            cached = (key, attribution.PathTable.from_booster(self.booster_, self.best_iteration_))
+            self._path_table = cached
+        return cached[1]
 
     def importance(self) -> pd.Series:
         """Total gain per feature, largest first."""

@@ -54,6 +54,8 @@ class NBAModel:
     info: dict[str, Any] = field(default_factory=dict)
     version: str | None = None
     spec: ModelSpec = NBA
+    #: How reasons attribute the uplift to features (``training.attribution``).
+    reasons_method: str = "tree_shap"
 
     @property
     def service(self) -> str:
@@ -113,7 +115,9 @@ class NBAModel:
 
         path, mv = bundle_path(settings, NBA.name, ref)
         cfg = settings.training.nba
-        return cls.from_bundle(path, version=str(mv.version), costs=cfg.costs, min_value=cfg.min_value)
+        model = cls.from_bundle(path, version=str(mv.version), costs=cfg.costs, min_value=cfg.min_value)
+        model.reasons_method = settings.training.reasons_method
+        return model
 
     # --- scoring ----------------------------------------------------------------------------------
     def revenue(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -162,7 +166,7 @@ class NBAModel:
         for col in np.unique(explained):
             idx = np.flatnonzero(explained == col)
             sub = rows.iloc[idx]
-            contrib = self.uplift.contributions(sub, self.actions[col])
+            contrib = self.uplift.contributions(sub, self.actions[col], self.reasons_method)
             for i, r in zip(idx, top_reasons(contrib, self.features, sub, k), strict=True):
                 out[i] = r
         return out

@@ -36,6 +36,8 @@ class ScoringModel:
     estimator: GBMModel
     info: dict[str, Any] = field(default_factory=dict)
     version: str | None = None
+    #: How reasons attribute a score to features (``training.attribution``).
+    reasons_method: str = "tree_shap"
 
     @property
     def service(self) -> str:
@@ -66,7 +68,11 @@ class ScoringModel:
         from training.registry import bundle_path
 
         path, mv = bundle_path(settings, name, ref)
-        return cls.from_bundle(path, version=str(mv.version))
+        model = cls.from_bundle(path, version=str(mv.version))
+        model.reasons_method = settings.training.reasons_method
+        if settings.training.compiled_trees:
+            model.estimator.use_compiled(settings.models_dir / "compiled", settings.training.num_threads)
+        return model
 
     # --- scoring ------------------------------------------------------------------------------------
     def expand(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -91,7 +97,7 @@ class ScoringModel:
                 out[col] = rows[col].to_numpy()
         out[self.spec.score_column] = self.estimator.predict(rows)
         if k > 0:
-            contrib = self.estimator.contributions(rows)
+            contrib = self.estimator.contributions(rows, self.reasons_method)
             out["raw_score"] = contrib.sum(axis=1)
             out["reasons"] = top_reasons(contrib, self.features, rows, k)
         else:

@@ -144,23 +144,26 @@ class UpliftModel:
             return mu[:, 0], mu[:, 1:] - mu[:, [0]]
         return self.outcome[self.control].predict(X), self.uplift(X)
 
-    def contributions(self, X: pd.DataFrame, action: str) -> np.ndarray:
+    def contributions(self, X: pd.DataFrame, action: str, method: str = "tree_shap") -> np.ndarray:
         """Per-feature contributions to the uplift of ``action`` (``(n, F + 1)``, last column: the rest).
 
-        X-/DR-learner: TreeSHAP of the effect models, in outcome units (rows sum to the uplift).
-        S-/T-learner: TreeSHAP of ``log mu_a - log mu_control`` (the outcome models' log link), so a
+        ``method`` is ``tree_shap`` or ``path`` (:mod:`training.attribution`).
+        X-/DR-learner: contributions of the effect models, in outcome units (rows sum to the uplift).
+        S-/T-learner: contributions to ``log mu_a - log mu_control`` (the outcome models' log link), so a
         contribution is a log ratio of the expected outcome.
         """
         f = len(self.features)
         if self.learner not in ("s", "t"):
-            return sum(w * m.contributions(X) for m, w in self.effects[action])
+            return sum(w * m.contributions(X, method) for m, w in self.effects[action])
         if self.learner == "s":
             pooled = self.outcome[ACTION]
-            diff = pooled.contributions(self._with_action(X, action)) - pooled.contributions(
-                self._with_action(X, self.control)
+            diff = pooled.contributions(self._with_action(X, action), method) - pooled.contributions(
+                self._with_action(X, self.control), method
             )
         else:
-            diff = self.outcome[action].contributions(X) - self.outcome[self.control].contributions(X)
+            diff = self.outcome[action].contributions(X, method) - self.outcome[self.control].contributions(
+                X, method
+            )
         return np.column_stack([diff[:, :f], diff[:, f:].sum(axis=1)])
 
     # --- persistence ----------------------------------------------------------------------------
