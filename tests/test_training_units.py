@@ -181,6 +181,32 @@ def test_reason_descriptions_come_from_the_feature_catalogue():
     assert reasons[0]["value"] == 3 and reasons[1]["value"] == "toys"
 
 
+def test_reasons_as_json_are_the_records_json_encoded_byte_for_byte():
+    import json
+
+    from training.reasons import top_reasons_json
+
+    rng = np.random.default_rng(3)
+    contrib = rng.normal(size=(200, 5))
+    contrib[:, 2] = 0.0  # ties at zero keep feature order
+    contrib[5, :] = [-0.0, 1e-7, 0.0, -2.5, 0.0]
+    values = pd.DataFrame(
+        {
+            "recency_days": rng.normal(size=200),
+            "frequency": rng.integers(0, 9, 200),
+            "category": rng.choice(["toys", "épicerie", 'say "hi"'], 200),
+            "monetary": np.where(rng.random(200) < 0.3, np.nan, rng.exponential(50, 200)),
+        }
+    )
+    feats = ["recency_days", "frequency", "category", "monetary"]
+    encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+    for k in (0, 1, 3, 4):
+        records = top_reasons(contrib, feats, values, k)
+        assert top_reasons_json(contrib, feats, values, k) == [encode(r) for r in records]
+    row5 = top_reasons(contrib, feats, values, 4)[5]
+    assert [r["feature"] for r in row5] == ["monetary", "frequency", "recency_days", "category"]
+
+
 def test_a_saved_model_scores_identically_after_loading(fitted, tmp_path):
     model, X, _ = fitted
     loaded = GBMModel.load(model.save(tmp_path / "m"))

@@ -13,6 +13,7 @@ with the settings' action costs) is loaded too: the wide result gets ``next_best
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,12 +25,15 @@ import pandas as pd
 from cip.errors import CipError
 from training.datasets import CATEGORY
 from training.nba_runtime import ACTION_COLUMN, VALUE_COLUMN, NBAModel
-from training.reasons import top_reasons
+from training.reasons import top_reasons, top_reasons_json
 from training.runtime import KEY, ScoringModel
 from training.specs import NBA, SPECS
 
 if TYPE_CHECKING:
     from training.config import TrainingSettings
+
+
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def propensity_column(category: str) -> str:
@@ -43,7 +47,8 @@ class ScoreResult:
 
     #: customer_id and one column per score (churn_probability, clv_365d, propensity_<category>…).
     wide: pd.DataFrame
-    #: Model name → per customer, the top reasons ({feature, value, contribution, description}).
+    #: Model name → per customer, the top reasons ({feature, value, contribution, description});
+    #: with ``Scorer.score(reasons_as="json")`` their compact JSON text.
     reasons: dict[str, list[list[dict[str, Any]]]] = field(default_factory=dict)
     #: Model name → registered version used.
     versions: dict[str, str] = field(default_factory=dict)
@@ -148,9 +153,16 @@ class Scorer:
 
     # --- scoring ------------------------------------------------------------------------------------
     def score(
-        self, features: pd.DataFrame, reasons: int = 3, models: Sequence[str] | None = None
+        self,
+        features: pd.DataFrame,
+        reasons: int = 3,
+        models: Sequence[str] | None = None,
+        reasons_as: str = "records",
     ) -> ScoreResult:
         """Every loaded model's scores (and top ``reasons`` per model) for each row of ``features``.
+
+        ``reasons_as="json"`` gives each row's reasons as the compact JSON text of its records
+        (what the scores table stores) instead of the records.
 
         ``features`` holds ``customer_id`` and the models' feature columns (missing values as
         NaN/None); extra columns are ignored, a missing column is an error that names it.
@@ -169,18 +181,24 @@ class Scorer:
         wide = pd.DataFrame({KEY: features[KEY].to_numpy()} if KEY in features.columns else {})
         result = ScoreResult(wide=wide, versions={n: str(m.version) for n, m in chosen.items()})
         for name, model in chosen.items():
+            explain = top_reasons_json if reasons_as == "json" else top_reasons
             if isinstance(model, NBAModel):
                 self._score_nba(name, model, features, reasons, result)
+                if reasons > 0 and reasons_as == "json":
+                    result.reasons[name] = [_ENCODE(r) for r in result.reasons[name]]
             elif CATEGORY in model.features:
-                self._score_per_category(name, model, features, reasons, result)
+                self._score_per_category(name, model, features, reasons, result, explain)
             else:
                 matrix = model.estimator.matrix(features)
                 result.wide[model.spec.score_column] = model.estimator.from_raw(
                     model.estimator.raw_score(matrix)
                 )
                 if reasons > 0:
-                    result.reasons[name] = top_reasons(
-                        model.estimator.contributions(matrix), model.features, features, reasons
+                    result.reasons[name] = explain(
+                        model.estimator.contributions(matrix, model.reasons_method),
+                        model.features,
+                        features,
+                        reasons,
                     )
         return result
 
@@ -198,13 +216,17 @@ class Scorer:
 
     @staticmethod
     def _score_per_category(
-        name: str, model: ScoringModel, features: pd.DataFrame, reasons: int, result: ScoreResult
+        name: str,
+        model: ScoringModel,
+        features: pd.DataFrame,
+        reasons: int,
+        result: ScoreResult,
+        explain: Any = top_reasons,
     ) -> None:
         """One score per customer and category; reasons explain the customer's top category."""
         cats = _categories(model)
         n, k = len(features), len(cats)
-        rows = model.expand(features[[c for c in model.features if c != CATEGORY]])
-        matrix = model.estimator.matrix(rows)
+        matrix = _expanded_matrix(model, features[[c for c in model.features if c != CATEGORY]], cats)
         scores = model.estimator.from_raw(model.estimator.raw_score(matrix)).reshape(n, k)
         where = {c: j for j, c in enumerate(cats)}
         for c in _wide_categories(model):  # declared order; a category the model never saw is NaN
@@ -212,9 +234,23 @@ class Scorer:
         if reasons > 0 and n:
             top = np.argmax(scores, axis=1)
             pick = np.arange(n) * k + top
-            contrib = model.estimator.contributions(matrix[pick])
-            explained = rows.iloc[pick].reset_index(drop=True)
-            result.reasons[name] = top_reasons(contrib, model.features, explained, reasons)
+            contrib = model.estimator.contributions(matrix[pick], model.reasons_method)
+            explained = features[[c for c in model.features if c != CATEGORY]].reset_index(drop=True)
+            explained[CATEGORY] = np.array(cats, dtype=object)[top]  # the rows ``pick`` names
+            result.reasons[name] = explain(contrib, model.features, explained, reasons)
+
+
+def _expanded_matrix(model: ScoringModel, base: pd.DataFrame, cats: list[str]) -> np.ndarray:
+    """``model.estimator.matrix(model.expand(base))`` — each customer's row once per category —
+    built from the customers' matrix repeated, without a frame of customers x categories."""
+    est = model.estimator
+    if set(est.categories_) != {CATEGORY} or list(est.categories_[CATEGORY]) != cats:
+        return est.matrix(model.expand(base))
+    n, k = len(base), len(cats)
+    once = est.matrix(base.assign(**{CATEGORY: cats[0] if k else None}))
+    matrix = np.repeat(once, k, axis=0)
+    matrix[:, est.feature_names_.index(CATEGORY)] = np.tile(np.arange(k, dtype=float), n)
+    return matrix
 
 
 def _categories(model: ScoringModel) -> list[str]:

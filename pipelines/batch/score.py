@@ -41,10 +41,10 @@ def score_frame(
         progress("scoring", 0, n)
     for start in range(0, n, chunk_rows):
         chunk = features.iloc[start : start + chunk_rows]
-        result = scorer.score(chunk, reasons=reasons)
+        result = scorer.score(chunk, reasons=reasons, reasons_as="json")
         part = result.wide.copy()
         for model, per_row in result.reasons.items():
-            part[reasons_column(model)] = encode_reasons(per_row)
+            part[reasons_column(model)] = np.array(per_row, dtype=object)
         parts.append(part)
         if progress:
             progress("scoring", min(start + chunk_rows, n), n)
