@@ -25,7 +25,7 @@ import pandas as pd
 
 from training.datasets import CATEGORY
 from training.estimator import GBMModel
-from training.reasons import describe
+from training.reasons import describe, rank
 from training.scoring import Scorer, propensity_column
 
 
@@ -74,6 +74,8 @@ def _plan(model: Any, columns: dict[str, int], slots: int) -> _Plan | None:
     index = np.array([columns.get(f, -1) if f != CATEGORY else -1 for f in feats], dtype=np.int64)
     trees = est.booster_.dump_model(num_iteration=est.best_iteration_)["tree_info"]
     leaves = np.cumsum([t["num_leaves"] for t in trees])
+    if getattr(model, "reasons_method", "tree_shap") == "path":
+        est.path_table()  # built once here, not in the first request
     text = est.booster_.model_to_string(num_iteration=-1)
     boosters = [lgb.Booster(model_str=text) for _ in range(slots)]
     return _Plan(
@@ -161,10 +163,18 @@ class FastScorer:
             )
 
     def _explain(self, jobs: list[_Job], out: FastResult) -> None:
-        """Reason codes of every model. TreeSHAP dominates a request, and contributions add up
+        """Reason codes of every model. Path attribution (``reasons_method: path``) costs about a
+        prediction and runs here, in this thread. TreeSHAP dominates a request, and contributions add up
         over trees: with ``threads`` > 1, large models are cut into tree ranges of equal leaf
         count, and the pieces of all models are spread over the threads (longest first, each to
         the least loaded), this thread taking one share, so one request uses every core."""
+        for job in [j for j in jobs if j.method == "path"]:  # a leaf lookup per tree: no splitting
+            leaves = self._predict(job.model, job.plan, job.values, pred_leaf=True)
+            contrib = job.model.estimator.path_table().contributions(leaves)
+            out.reasons[job.name] = _top(
+                contrib, job.model.features, job.values, job.plan.descriptions, job.k, job.category
+            )
+        jobs = [j for j in jobs if j.method != "path"]
         if not jobs:
             return
         pieces: list[tuple[float, int, int, int]] = []  # cost, job, first tree, trees
@@ -247,6 +257,10 @@ class _Job:
     k: int
     category: tuple[int, np.ndarray] | None
 
+    @property
+    def method(self) -> str:
+        return getattr(self.model, "reasons_method", "tree_shap")
+
 
 def _top(
     contributions: np.ndarray,
@@ -258,12 +272,11 @@ def _top(
 ) -> list[list[dict[str, Any]]]:
     """As ``training.reasons.top_reasons``: the ``k`` largest |contributions| per row (stable
     order), with the row's value (the category's name for the category input)."""
-    contrib = contributions[:, : len(features)]
-    top = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :k]
+    top, contrib = rank(contributions, len(features), k)
     out = []
-    for i, idx in enumerate(top):
+    for i, (idx, row_c) in enumerate(zip(top.tolist(), contrib.tolist(), strict=True)):
         row = []
-        for j in idx.tolist():
+        for j, c in zip(idx, row_c, strict=True):
             if category is not None and j == category[0]:
                 value: Any = category[1][i]
             else:
@@ -273,7 +286,7 @@ def _top(
                 {
                     "feature": features[j],
                     "value": value,
-                    "contribution": round(float(contrib[i, j]), 6),
+                    "contribution": c,
                     "description": descriptions[j],
                 }
             )

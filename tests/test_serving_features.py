@@ -104,6 +104,40 @@ def test_matrix_scorer_equals_scorer_score(world, scorer, customers):
     assert one.reasons == ref.reasons and list(one.versions) == ["propensity"]
 
 
+def test_path_reasons_agree_between_matrix_scorer_and_scorer(world, scorer, customers):
+    """``reasons_method: path`` reaches every model (NBA included) through the settings; both
+    scorers give the same scores and reasons, scores equal the TreeSHAP scorer's, and TreeSHAP's
+    leading reason is mostly among path's top three."""
+    from cli.settings import Settings
+    from serving.fast_features import OnlineFeatureReader
+    from serving.fast_score import FastScorer
+    from training.config import TrainingConfig
+    from training.scoring import Scorer
+
+    fast_settings = Settings(
+        data_dir=world.data_dir, mlruns_dir=world.mlruns_dir, training=TrainingConfig(reasons_method="path")
+    )
+    path = Scorer.load(fast_settings)
+    assert {m.reasons_method for m in path.models.values()} == {"path"}
+    reader = OnlineFeatureReader(world, path.feature_columns, path.services)
+    rows = reader.read(customers, AS_OF)
+    got = FastScorer(reader.columns).score(path, rows.matrix, customers, reasons=3, frame=rows.frame)
+    ref = path.score(rows.frame, reasons=3)
+    exact = scorer.score(rows.frame, reasons=3)
+    assert got.reasons == ref.reasons and set(ref.reasons) == set(exact.reasons)
+    for c, values in got.columns.items():
+        np.testing.assert_array_equal(values, exact.wide[c].to_numpy(dtype=float), err_msg=c)
+    assert ref.wide["next_best_action"].equals(exact.wide["next_best_action"])
+    for name in ref.reasons:
+        pairs = [
+            ([r["feature"] for r in a], b[0]["feature"])
+            for a, b in zip(ref.reasons[name], exact.reasons[name], strict=True)
+            if a
+        ]
+        floor = 0.7 if name == "nba" else 0.9  # an uplift is a difference of models: less alike
+        assert len(pairs) > 100 and np.mean([b in a for a, b in pairs]) > floor, name
+
+
 def test_next_best_action_from_either_column_shape():
     """The NBA part of a response, whether the scorer gives an ``alternatives`` list (NBA runtime)
     or one ``nba_value_<action>`` column per action; absent when no NBA model is loaded."""
