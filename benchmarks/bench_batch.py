@@ -2,7 +2,8 @@
 segmented and exported, with the real trained champions of a world.
 
     .venv/bin/python benchmarks/bench_batch.py --data-dir DATA --mlruns-dir MLRUNS \
-        --customers 1000000 [--reasons-sample 20000] [--full-reasons] [--json out.json]
+        --customers 1000000 [--reasons-sample 20000] [--full-reasons] \
+        [--reasons-method tree_shap|path] [--compiled-trees] [--json out.json]
 
 A world of N generated customers takes long to build, so the feature frame is synthetic: rows of
 the world's latest snapshot (every customer's features, as `cip score` reads them), sampled with
@@ -12,11 +13,13 @@ one. Steps, each timed, with peak RSS sampled:
 
 1. predict: ``Scorer.score(reasons=0)`` over the N rows in chunks (``batch.chunk_rows``);
 2. reasons: ``Scorer.score(reasons=3)`` on ``--reasons-sample`` rows (or all N with
-   ``--full-reasons``), per model: LightGBM TreeSHAP (``pred_contrib``) and the reason records;
+   ``--full-reasons``), per model: the contributions (``--reasons-method``: TreeSHAP, LightGBM's
+   ``pred_contrib``, or path attribution) and the reason records;
 3. segments: thresholds over the population, ``SegmentBook.assign``, diff against a previous run
    (the same population with CLV scores shifted);
 4. export: every default destination, every segment: consent, suppression, formats, SHA-256,
-   written to a temp folder with fsync (``pipelines.batch.export.build_files``).
+   written to a temp folder with fsync (``pipelines.batch.export.build_files``). With
+   ``--full-reasons`` segments and export take the scores with reasons (reasons in the webhook).
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ def main() -> None:
     ap.add_argument("--reasons-sample", type=int, default=20_000)
     ap.add_argument("--full-reasons", action="store_true", help="reasons for all N rows (slow)")
     ap.add_argument("--chunk-rows", type=int, default=50_000)
+    ap.add_argument("--reasons-method", choices=["tree_shap", "path"], default="tree_shap")
+    ap.add_argument("--compiled-trees", action="store_true", help="training.compiled_trees (lleaves)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
@@ -65,14 +70,20 @@ def main() -> None:
     from pipelines.batch.export import build_files
     from pipelines.batch.score import score_frame
     from pipelines.batch.snapshot import latest_features
+    from training.config import TrainingConfig
     from training.scoring import Scorer
     from training.segments import load_segments
 
     settings = Settings(
-        data_dir=args.data_dir, mlruns_dir=args.mlruns_dir, batch=BatchConfig(chunk_rows=args.chunk_rows)
+        data_dir=args.data_dir,
+        mlruns_dir=args.mlruns_dir,
+        batch=BatchConfig(chunk_rows=args.chunk_rows),
+        training=TrainingConfig(reasons_method=args.reasons_method, compiled_trees=args.compiled_trees),
     )
     figures: dict[str, object] = {
         "customers": args.customers,
+        "reasons method": args.reasons_method,
+        "compiled trees": args.compiled_trees,
         "threads": os.environ.get("OMP_NUM_THREADS", "all"),
     }
     n = args.customers
@@ -97,6 +108,14 @@ def main() -> None:
             f"synthetic frame: {n:,} rows × {features.shape[1] - 1} features from {len(snap.features):,} customers"
         )
 
+        if args.compiled_trees:  # compiled on first use (or loaded from the cache): time it apart
+
+            def compile_all() -> None:
+                for m in scorer.models.values():
+                    if getattr(m, "estimator", None) is not None:
+                        m.estimator.raw_score(np.zeros((1, len(m.features))))
+
+            timed("compile trees (or load them from the cache)", figures, compile_all)
         wide = timed(
             "predict (all models, no reasons)",
             figures,
@@ -110,17 +129,18 @@ def main() -> None:
 
         k = n if args.full_reasons else min(args.reasons_sample, n)
         sample = features.iloc[:k]
+        probe = features.iloc[: min(args.reasons_sample, n)]  # per model: a sample, never all N at once
         per_model = {}
         for name in scorer.versions:
             t0 = time.perf_counter()
-            scorer.score(sample, reasons=0, models=[name])
+            scorer.score(probe, reasons=0, models=[name])
             t_pred = time.perf_counter() - t0
             t0 = time.perf_counter()
-            scorer.score(sample, reasons=3, models=[name])
+            scorer.score(probe, reasons=3, models=[name], reasons_as="json")
             t_both = time.perf_counter() - t0
             per_model[name] = {
-                "predict rows/s": round(k / t_pred),
-                "predict+reasons rows/s": round(k / t_both),
+                "predict rows/s": round(len(probe) / t_pred),
+                "predict+reasons rows/s": round(len(probe) / t_both),
                 "reasons cost × predict": round(t_both / t_pred, 1),
             }
             print(f"  {name}: {per_model[name]}", flush=True)
@@ -139,6 +159,8 @@ def main() -> None:
         figures["score+reasons, N rows (s, extrapolated)" if k < n else "score+reasons, N rows (s)"] = round(
             n / rate, 1
         )
+        if k == n:
+            wide = with_reasons  # segments and export carry the reasons
         del with_reasons
 
         book = load_segments(settings)
@@ -177,6 +199,13 @@ def main() -> None:
             + figures["export (3 destinations × all segments)"],
             1,
         )
+        if k == n:
+            figures["score + top-3 reasons → segments → export (s)"] = round(
+                figures[f"score with reasons ({k:,} rows)"]
+                + seg_s
+                + figures["export (3 destinations × all segments)"],
+                1,
+            )
     figures["peak RSS GiB"] = round(rss.peak / 2**30, 2)
     print(json.dumps(figures, indent=1, default=str))
     if args.json:

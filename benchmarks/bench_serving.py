@@ -194,10 +194,11 @@ def breakdown(settings, ids: list[str], reps: int = 400) -> None:
 
     engine = Engine(settings)
     now = datetime.now(UTC)
+    explained = f"predict + top-3 reasons ({settings.training.reasons_method})"
     parts: dict[str, list[float]] = {
         "online read (1 SQLite statement)": [],
         "predict, all models, no reasons": [],
-        "predict + top-3 reasons (TreeSHAP)": [],
+        explained: [],
         "whole Engine.score (incl. segments, response)": [],
         "response JSON encoding": [],
     }
@@ -211,7 +212,7 @@ def breakdown(settings, ids: list[str], reps: int = 400) -> None:
         parts["predict, all models, no reasons"].append(time.perf_counter() - t)
         t = time.perf_counter()
         engine.fast.score(engine.scorer, rows.matrix, cid, reasons=3, frame=lambda r=rows: r.frame)
-        parts["predict + top-3 reasons (TreeSHAP)"].append(time.perf_counter() - t)
+        parts[explained].append(time.perf_counter() - t)
         t = time.perf_counter()
         resp = engine.score(ScoreRequest(customer_ids=cid, reasons=3))
         parts["whole Engine.score (incl. segments, response)"].append(time.perf_counter() - t)
@@ -239,25 +240,35 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--events", type=int, default=200, help="event-to-score samples (0: skip)")
     ap.add_argument("--reasons", type=int, default=3, help="reason codes per model in /score")
+    ap.add_argument(
+        "--reasons-method", choices=["tree_shap", "path"], default="tree_shap", help="training.reasons_method"
+    )
     ap.add_argument("--skip-feast", action="store_true")
     ap.add_argument("--skip-breakdown", action="store_true")
     args = ap.parse_args()
 
     from cli.settings import Settings
+    from training.config import TrainingConfig
     from training.scoring import Scorer
 
-    settings = Settings(data_dir=args.data_dir.resolve(), mlruns_dir=args.mlruns_dir.resolve())
+    settings = Settings(
+        data_dir=args.data_dir.resolve(),
+        mlruns_dir=args.mlruns_dir.resolve(),
+        training=TrainingConfig(reasons_method=args.reasons_method),
+    )
     ids, pairs = customers(settings, 2000)
     services = Scorer.load(settings).services
     levels = [int(c) for c in args.concurrency.split(",")]
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {os.getloadavg()}, {os.cpu_count()} CPUs")
     print(f"world {args.data_dir}: {len(ids)} customers cycled; services {services}; workers {args.workers}")
+    print(f"reasons: top {args.reasons} per model by {args.reasons_method}")
 
     env = {
         **os.environ,
         "CIP_DATA_DIR": str(settings.data_dir),
         "CIP_MLRUNS_DIR": str(settings.mlruns_dir),
         "CIP_SERVING__API_KEYS": json.dumps({KEY: "admin"}),
+        "CIP_TRAINING__REASONS_METHOD": args.reasons_method,
         "OMP_NUM_THREADS": "1",
         "BENTOML_DO_NOT_TRACK": "true",
     }

@@ -1,5 +1,5 @@
-"""Where batch scoring time goes, per champion: LightGBM predict vs TreeSHAP vs the Python around
-them, and what compiled trees (``lleaves``) would give for predict.
+"""Where batch scoring time goes, per champion: LightGBM predict vs TreeSHAP vs path attribution vs
+the Python around them, and what compiled trees (``lleaves``) would give for predict.
 
     .venv/bin/python benchmarks/probe_scoring_costs.py --data-dir DATA --mlruns-dir MLRUNS \
         [--customers 4000] [--lleaves]
@@ -7,7 +7,11 @@ them, and what compiled trees (``lleaves``) would give for predict.
 Customers are sampled (with replacement) from the world's latest snapshot. Per model it prints
 the tree shapes and µs per customer for: expanding rows (per-category model), building the
 matrix, predict (default threads and one thread), TreeSHAP (``pred_contrib``; default threads and
-one thread), picking the top-3 reasons and encoding them as JSON.
+one thread), path attribution (building the leaf table once, then per row: ``pred_leaf`` and the
+sparse sum), picking the top-3 reasons and encoding them as JSON. It also prints how often path
+attribution's reasons agree with TreeSHAP's: the same first reason, TreeSHAP's first among path's
+top three, and the overlap of the two top-three sets (the next-best-action model too, on the
+uplift of each customer's best offer).
 
 ``--lleaves`` also compiles each champion with lleaves (not a project dependency:
 ``pip install lleaves 'llvmlite<0.45'``; lleaves 1.3 does not run on llvmlite ≥ 0.45) and compares
@@ -40,6 +44,51 @@ def depth(node: dict) -> int:
     return 1 + max(depth(node["left_child"]), depth(node["right_child"]))
 
 
+def agreement(shap: np.ndarray, path: np.ndarray, k: int = 3) -> dict[str, float]:
+    """How alike two attributions rank the features (last column, the base value, left out)."""
+    f = shap.shape[1] - 1
+    a = np.argsort(-np.abs(shap[:, :f]), axis=1, kind="stable")[:, :k]
+    b = np.argsort(-np.abs(path[:, :f]), axis=1, kind="stable")[:, :k]
+    return {
+        "same_first_reason": round(float(np.mean(a[:, 0] == b[:, 0])), 3),
+        "treeshap_first_in_path_top3": round(
+            float(np.mean([x[0] in y for x, y in zip(a, b, strict=True)])), 3
+        ),
+        "top3_overlap": round(
+            float(np.mean([len(set(x) & set(y)) / k for x, y in zip(a, b, strict=True)])), 3
+        ),
+        "same_sign_of_treeshap_top3": round(
+            float(
+                np.mean(np.sign(np.take_along_axis(shap, a, 1)) == np.sign(np.take_along_axis(path, a, 1)))
+            ),
+            3,
+        ),
+    }
+
+
+def nba_agreement(model, x) -> dict:
+    """Path vs TreeSHAP on the next-best-action uplift of each customer's best offer."""
+    values = model.values(x)
+    best = 1 + np.argmax(values[:, 1:], axis=1)
+    shap = np.zeros((len(x), len(model.features) + 1))
+    path = np.zeros_like(shap)
+    t = {"tree_shap": 0.0, "path": 0.0}
+    for col in np.unique(best):
+        idx = np.flatnonzero(best == col)
+        sub = x.iloc[idx]
+        shap[idx], dt = timed(model.uplift.contributions, sub, model.actions[col], "tree_shap")
+        t["tree_shap"] += dt
+        path[idx], dt = timed(model.uplift.contributions, sub, model.actions[col], "path")
+        t["path"] += dt
+    return {
+        "model": "nba",
+        "learner": model.uplift.learner,
+        "customers": len(x),
+        "us_per_customer": {k: round(v / len(x) * 1e6, 1) for k, v in t.items()},
+        "path_vs_treeshap": agreement(shap, path),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data-dir", type=Path, required=True)
@@ -51,6 +100,7 @@ def main() -> None:
     from cli.settings import Settings
     from pipelines.batch.score import encode_reasons
     from pipelines.batch.snapshot import latest_features
+    from training.attribution import PathTable
     from training.datasets import CATEGORY
     from training.reasons import top_reasons
     from training.scoring import Scorer
@@ -61,6 +111,9 @@ def main() -> None:
     n = args.customers
     x = snap.sample(n, random_state=0, replace=True).reset_index(drop=True)
     for name, model in scorer.models.items():
+        if getattr(model, "estimator", None) is None:
+            print(json.dumps(nba_agreement(model, x)), flush=True)
+            continue
         est, booster = model.estimator, model.estimator.booster_
         it = est.best_iteration_
         trees = booster.dump_model(num_iteration=it)["tree_info"]
@@ -75,6 +128,9 @@ def main() -> None:
         Xc, explained = X[::step], rows.iloc[::step].reset_index(drop=True)
         contrib, t_con = timed(booster.predict, Xc, pred_contrib=True, num_iteration=it)
         _, t_con1 = timed(booster.predict, Xc, pred_contrib=True, num_iteration=it, num_threads=1)
+        table, t_table = timed(PathTable.from_booster, booster, it)
+        leaves, t_leaf = timed(booster.predict, Xc, pred_leaf=True, num_iteration=it)
+        path, t_sum = timed(table.contributions, leaves)
         reasons, t_top = timed(top_reasons, np.asarray(contrib), model.features, explained, 3)
         _, t_json = timed(encode_reasons, reasons)
         us = {
@@ -84,6 +140,8 @@ def main() -> None:
             "predict_1_thread": t_pred1,
             "treeshap": t_con,
             "treeshap_1_thread": t_con1,
+            "path": t_leaf + t_sum,
+            "path_pred_leaf": t_leaf,
             "top_reasons": t_top,
             "reasons_json": t_json,
         }
@@ -95,6 +153,8 @@ def main() -> None:
             "customers": n,
             "rows_predicted": len(X),
             "us_per_customer": {k: round(v / n * 1e6, 1) for k, v in us.items()},
+            "path_table_build_s": round(t_table, 2),
+            "path_vs_treeshap": agreement(np.asarray(contrib), path),
         }
         if args.lleaves:
             import lleaves
