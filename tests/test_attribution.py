@@ -116,10 +116,22 @@ def test_compiled_trees_give_lightgbms_raw_scores_and_are_cached(tmp_path):
     assert list((tmp_path / "compiled").glob("*.so")) == [cached]
 
 
-def test_a_large_leaf_table_stays_sparse_and_gives_the_same_credits(monkeypatch):
-    booster, X = _booster({"num_leaves": 15})
-    dense = attribution.contributions(booster, X, "path")
-    monkeypatch.setattr(attribution, "DENSE_CELLS", 0)
+def test_a_leaf_credits_only_the_features_split_on_its_path():
+    booster, X = _booster({"num_leaves": 8, "max_depth": 3})
     table = attribution.PathTable.from_booster(booster)
-    assert not isinstance(table.credits, np.ndarray)
-    np.testing.assert_array_equal(attribution.contributions(booster, X, "path", table=table), dense)
+    per_leaf = np.diff(table.credits.indptr)
+    assert per_leaf.max() <= 3 and per_leaf.min() >= 1
+    assert table.credits.shape == (
+        sum(t["num_leaves"] for t in booster.dump_model()["tree_info"]),
+        X.shape[1],
+    )
+
+
+def test_blocks_and_threads_give_the_same_contributions(monkeypatch):
+    booster, X = _booster({"num_leaves": 15})
+    whole = attribution.contributions(booster, X, "path")
+    monkeypatch.setattr(attribution, "BLOCK_ROWS", 97)
+    table = attribution.PathTable.from_booster(booster)
+    leaves = booster.predict(X, pred_leaf=True)
+    for threads in (1, 2):
+        np.testing.assert_array_equal(table.contributions(leaves, threads=threads), whole)
