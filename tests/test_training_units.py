@@ -181,7 +181,7 @@ def test_reason_descriptions_come_from_the_feature_catalogue():
     assert reasons[0]["value"] == 3 and reasons[1]["value"] == "toys"
 
 
-def test_reasons_as_json_are_the_records_json_encoded_byte_for_byte():
+def test_reasons_as_json_parse_back_to_the_records():
     import json
 
     from training.reasons import top_reasons_json
@@ -199,10 +199,17 @@ def test_reasons_as_json_are_the_records_json_encoded_byte_for_byte():
         }
     )
     feats = ["recency_days", "frequency", "category", "monetary"]
-    encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-    for k in (0, 1, 3, 4):
+    values.loc[7, "category"] = None
+    values["flag"] = rng.random(200) < 0.5
+    contrib = np.column_stack([contrib[:, :4], rng.normal(size=200), contrib[:, 4]])
+    contrib[5, 4] = 0.0
+    feats = [*feats, "flag"]
+    for k in (0, 1, 3, 5):
         records = top_reasons(contrib, feats, values, k)
-        assert top_reasons_json(contrib, feats, values, k) == [encode(r) for r in records]
+        text = top_reasons_json(contrib, feats, values, k)
+        assert [json.loads(t) for t in text] == records
+    one = top_reasons_json(contrib[:1], feats, values.iloc[:1].assign(monetary=np.inf), 5)
+    assert json.loads(one[0])[[r["feature"] for r in json.loads(one[0])].index("monetary")]["value"] is None
     row5 = top_reasons(contrib, feats, values, 4)[5]
     assert [r["feature"] for r in row5] == ["monetary", "frequency", "recency_days", "category"]
 

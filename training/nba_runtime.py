@@ -27,7 +27,7 @@ import pandas as pd
 from training import policy
 from training.config import ActionCost
 from training.estimator import GBMModel
-from training.reasons import top_reasons
+from training.reasons import top_reasons, top_reasons_json
 from training.specs import NBA, ModelSpec
 from training.uplift import UpliftModel
 
@@ -117,7 +117,15 @@ class NBAModel:
         cfg = settings.training.nba
         model = cls.from_bundle(path, version=str(mv.version), costs=cfg.costs, min_value=cfg.min_value)
         model.reasons_method = settings.training.reasons_method
+        if settings.training.compiled_trees:
+            for est in model.estimators():
+                est.use_compiled(settings.models_dir / "compiled", settings.training.num_threads)
         return model
+
+    def estimators(self) -> list[GBMModel]:
+        """Every LightGBM model of the bundle: outcomes, effects and the revenue per order."""
+        effects = [m for per in self.uplift.effects.values() for m, _ in per]
+        return [*self.uplift.outcome.values(), *effects, self.value]
 
     # --- scoring ----------------------------------------------------------------------------------
     def revenue(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -136,11 +144,18 @@ class NBAModel:
         values = self.values(frame)
         return policy.choose(values, self.min_value), values
 
-    def score(self, frame: pd.DataFrame, reasons: int | None = None) -> pd.DataFrame:
+    def score(
+        self,
+        frame: pd.DataFrame,
+        reasons: int | None = None,
+        alternatives: bool = True,
+        reasons_as: str = "records",
+    ) -> pd.DataFrame:
         """Per row: ``customer_id``, ``next_best_action``, ``nba_value`` (expected incremental revenue
         net of cost, base currency), ``alternatives`` (the other actions as ``{action, value}``, best
-        first) and ``reasons`` (the features behind the uplift of the chosen action — of the best
-        offer when the choice is the control, i.e. why it is not worth sending).
+        first; left out with ``alternatives=False``) and ``reasons`` (the features behind the uplift
+        of the chosen action — of the best offer when the choice is the control, i.e. why it is not
+        worth sending), as records or, with ``reasons_as="json"``, their compact JSON text.
 
         ``frame`` holds the ``nba_v1`` features (extra columns are ignored; ``customer_id`` is kept).
         """
@@ -153,20 +168,22 @@ class NBAModel:
             out[KEY] = rows[KEY].to_numpy()
         out[ACTION_COLUMN] = names[chosen]
         out[VALUE_COLUMN] = np.round(values[np.arange(len(rows)), chosen], 4)
-        out["alternatives"] = policy.alternatives(values, self.actions, chosen)
+        if alternatives:
+            out["alternatives"] = policy.alternatives(values, self.actions, chosen)
         if k > 0:
-            out["reasons"] = self._reasons(rows, values, chosen, k)
+            explain = top_reasons_json if reasons_as == "json" else top_reasons
+            out["reasons"] = self._reasons(rows, values, chosen, k, explain)
         return out
 
     def _reasons(
-        self, rows: pd.DataFrame, values: np.ndarray, chosen: np.ndarray, k: int
-    ) -> list[list[dict]]:
+        self, rows: pd.DataFrame, values: np.ndarray, chosen: np.ndarray, k: int, explain: Any = top_reasons
+    ) -> list[Any]:
         explained = np.where(chosen > 0, chosen, 1 + np.argmax(values[:, 1:], axis=1))
-        out: list[list[dict]] = [[] for _ in range(len(rows))]
+        out: list[Any] = [None] * len(rows)
         for col in np.unique(explained):
             idx = np.flatnonzero(explained == col)
             sub = rows.iloc[idx]
             contrib = self.uplift.contributions(sub, self.actions[col], self.reasons_method)
-            for i, r in zip(idx, top_reasons(contrib, self.features, sub, k), strict=True):
+            for i, r in zip(idx, explain(contrib, self.features, sub, k), strict=True):
                 out[i] = r
         return out

@@ -2,18 +2,19 @@
 
 :func:`top_reasons` gives them as records (``{feature, value, contribution, description}`` per
 reason, for the API and code); :func:`top_reasons_json` as the compact JSON text of those records,
-one string per row, byte for byte what ``json`` would write for them (for the scores table and
-exports, without building a dict per reason).
+one string per row that ``json.loads`` turns back into those records (for the scores table and
+exports, built column-wise without a dict or a string per reason).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from features import catalog as cat
 
@@ -62,26 +63,61 @@ def top_reasons(
 def top_reasons_json(
     contributions: np.ndarray, features: list[str], values: pd.DataFrame, k: int
 ) -> list[str]:
-    """:func:`top_reasons` as compact JSON text per row (``json`` with ``separators=(",", ":")``,
-    ``ensure_ascii=False``), built from pre-encoded pieces."""
-    if k <= 0 or len(contributions) == 0:
-        return ["[]"] * len(contributions)
+    """:func:`top_reasons` as compact JSON text per row (no spaces, UTF-8 kept), assembled column
+    by column in Arrow instead of one Python string per reason: ``json.loads`` of each text equals
+    the row's records. Numbers are written in their shortest round-trip form (``3`` for ``3.0``,
+    ``0.00001`` for ``1e-05``); a missing or non-finite value is ``null``."""
+    n = len(contributions)
+    if k <= 0 or n == 0:
+        return ["[]"] * n
     top, contrib = rank(contributions, len(features), k)
-    vals = _values(values, features, top)
-    head = [f'{{"feature":{_ENCODE(f)},"value":' for f in features]
-    tail = [f',"description":{_ENCODE(describe(f))}}}' for f in features]
-    value = _json_value
-    return [
-        "["
-        + ",".join(
-            [
-                f'{head[j]}{value(v)},"contribution":{value(c)}{tail[j]}'
-                for j, v, c in zip(idx, row_vals, row_c, strict=True)
-            ]
-        )
-        + "]"
-        for idx, row_vals, row_c in zip(top.tolist(), vals.tolist(), contrib.tolist(), strict=True)
-    ]
+    head = pa.array([f'{{"feature":{_ENCODE(f)},"value":' for f in features])
+    tail = pa.array([f',"description":{_ENCODE(describe(f))}}}' for f in features])
+    tokens = _value_tokens(values, features, top)
+    parts: list[Any] = ["["]
+    for c in range(top.shape[1]):
+        idx = pa.array(top[:, c])
+        if c:
+            parts.append(",")
+        parts += [
+            pc.take(head, idx),
+            tokens[c],
+            ',"contribution":',
+            _numbers(contrib[:, c]),
+            pc.take(tail, idx),
+        ]
+    parts.append("]")
+    return pc.binary_join_element_wise(*parts, "").to_pylist()
+
+
+def _numbers(x: np.ndarray) -> pa.Array:
+    """Shortest round-trip text of each float; NaN and infinities as ``null``."""
+    x = np.asarray(x, dtype=float)
+    text = pc.cast(pa.array(x, mask=~np.isfinite(x)), pa.string())
+    return pc.fill_null(text, "null")
+
+
+def _value_tokens(values: pd.DataFrame, features: list[str], top: np.ndarray) -> list[pa.Array]:
+    """Per reason slot, the JSON text of each row's value of the feature chosen there."""
+    numbers = np.full(top.shape, np.nan)
+    other = np.full(top.shape, None, dtype=object)  # JSON text of values that are not numbers
+    for j in np.unique(top):
+        rows, cols = np.nonzero(top == j)
+        column = values[features[j]]
+        if column.dtype.kind in "fiu":
+            numbers[rows, cols] = column.to_numpy(dtype=float, na_value=np.nan)[rows]
+        else:  # categories, text, flags: each distinct value encoded once
+            codes, uniques = pd.factorize(column.to_numpy(dtype=object)[rows], use_na_sentinel=True)
+            text = np.array([_ENCODE(_plain(v)) for v in uniques] + ["null"], dtype=object)
+            other[rows, cols] = text[codes]  # code -1 (missing) takes the trailing "null"
+    out = []
+    for c in range(top.shape[1]):
+        tokens = _numbers(numbers[:, c])
+        mask = other[:, c] != None  # noqa: E711 (element-wise)
+        if mask.any():
+            tokens = pc.if_else(pa.array(mask), pa.array(other[:, c], type=pa.string()), tokens)
+        out.append(tokens)
+    return out
 
 
 def _values(values: pd.DataFrame, features: list[str], top: np.ndarray) -> np.ndarray:
@@ -98,16 +134,6 @@ def _values(values: pd.DataFrame, features: list[str], top: np.ndarray) -> np.nd
         else:
             out[rows, cols] = [_plain(v) for v in column.to_numpy(dtype=object)[rows]]
     return out
-
-
-def _json_value(v: Any) -> str:
-    if v is None:
-        return "null"
-    if type(v) is float:
-        if not math.isfinite(v):
-            return _ENCODE(v)  # raises, as json does
-        return float.__repr__(v)
-    return _ENCODE(v)
 
 
 def _plain(v: Any) -> Any:

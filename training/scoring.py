@@ -13,7 +13,6 @@ with the settings' action costs) is loaded too: the wide result gets ``next_best
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,9 +30,6 @@ from training.specs import NBA, SPECS
 
 if TYPE_CHECKING:
     from training.config import TrainingSettings
-
-
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def propensity_column(category: str) -> str:
@@ -158,11 +154,13 @@ class Scorer:
         reasons: int = 3,
         models: Sequence[str] | None = None,
         reasons_as: str = "records",
+        alternatives: bool = True,
     ) -> ScoreResult:
         """Every loaded model's scores (and top ``reasons`` per model) for each row of ``features``.
 
         ``reasons_as="json"`` gives each row's reasons as the compact JSON text of its records
-        (what the scores table stores) instead of the records.
+        (what the scores table stores) instead of the records. ``alternatives=False`` leaves out the
+        next-best-action model's ranked alternatives (batch scoring does not store them).
 
         ``features`` holds ``customer_id`` and the models' feature columns (missing values as
         NaN/None); extra columns are ignored, a missing column is an error that names it.
@@ -183,9 +181,7 @@ class Scorer:
         for name, model in chosen.items():
             explain = top_reasons_json if reasons_as == "json" else top_reasons
             if isinstance(model, NBAModel):
-                self._score_nba(name, model, features, reasons, result)
-                if reasons > 0 and reasons_as == "json":
-                    result.reasons[name] = [_ENCODE(r) for r in result.reasons[name]]
+                self._score_nba(name, model, features, reasons, result, reasons_as, alternatives)
             elif CATEGORY in model.features:
                 self._score_per_category(name, model, features, reasons, result, explain)
             else:
@@ -204,13 +200,20 @@ class Scorer:
 
     @staticmethod
     def _score_nba(
-        name: str, model: NBAModel, features: pd.DataFrame, reasons: int, result: ScoreResult
+        name: str,
+        model: NBAModel,
+        features: pd.DataFrame,
+        reasons: int,
+        result: ScoreResult,
+        reasons_as: str = "records",
+        alternatives: bool = True,
     ) -> None:
         """The chosen action and its value, the ranked alternatives and the reasons: ``NBAModel.score``."""
-        scored = model.score(features, reasons=reasons)
+        scored = model.score(features, reasons=reasons, alternatives=alternatives, reasons_as=reasons_as)
         result.wide[ACTION_COLUMN] = scored[ACTION_COLUMN].to_numpy()
         result.wide[VALUE_COLUMN] = scored[VALUE_COLUMN].to_numpy()
-        result.alternatives = scored["alternatives"].tolist()
+        if alternatives:
+            result.alternatives = scored["alternatives"].tolist()
         if reasons > 0:
             result.reasons[name] = scored["reasons"].tolist()
 
@@ -226,31 +229,35 @@ class Scorer:
         """One score per customer and category; reasons explain the customer's top category."""
         cats = _categories(model)
         n, k = len(features), len(cats)
-        matrix = _expanded_matrix(model, features[[c for c in model.features if c != CATEGORY]], cats)
-        scores = model.estimator.from_raw(model.estimator.raw_score(matrix)).reshape(n, k)
+        base = features[[c for c in model.features if c != CATEGORY]]
+        est = model.estimator
+        if set(est.categories_) == {CATEGORY} and list(est.categories_[CATEGORY]) == cats:
+            # the customers' matrix once, its category column set to each category in turn: no
+            # customers x categories matrix
+            matrix = est.matrix(base.assign(**{CATEGORY: cats[0] if k else None}))
+            column = est.feature_names_.index(CATEGORY)
+            raw = np.empty((n, k))
+            for j in range(k):
+                matrix[:, column] = j
+                raw[:, j] = est.raw_score(matrix)
+            scores = est.from_raw(raw.ravel()).reshape(n, k)
+        else:
+            matrix = est.matrix(model.expand(base))
+            scores = est.from_raw(est.raw_score(matrix)).reshape(n, k)
+            column = None
         where = {c: j for j, c in enumerate(cats)}
         for c in _wide_categories(model):  # declared order; a category the model never saw is NaN
             result.wide[propensity_column(c)] = scores[:, where[c]] if c in where else np.nan
         if reasons > 0 and n:
             top = np.argmax(scores, axis=1)
-            pick = np.arange(n) * k + top
-            contrib = model.estimator.contributions(matrix[pick], model.reasons_method)
-            explained = features[[c for c in model.features if c != CATEGORY]].reset_index(drop=True)
-            explained[CATEGORY] = np.array(cats, dtype=object)[top]  # the rows ``pick`` names
+            if column is not None:
+                matrix[:, column] = top
+                contrib = est.contributions(matrix, model.reasons_method)
+            else:
+                contrib = est.contributions(matrix[np.arange(n) * k + top], model.reasons_method)
+            explained = base.reset_index(drop=True)
+            explained[CATEGORY] = np.array(cats, dtype=object)[top]  # the rows explained
             result.reasons[name] = explain(contrib, model.features, explained, reasons)
-
-
-def _expanded_matrix(model: ScoringModel, base: pd.DataFrame, cats: list[str]) -> np.ndarray:
-    """``model.estimator.matrix(model.expand(base))`` — each customer's row once per category —
-    built from the customers' matrix repeated, without a frame of customers x categories."""
-    est = model.estimator
-    if set(est.categories_) != {CATEGORY} or list(est.categories_[CATEGORY]) != cats:
-        return est.matrix(model.expand(base))
-    n, k = len(base), len(cats)
-    once = est.matrix(base.assign(**{CATEGORY: cats[0] if k else None}))
-    matrix = np.repeat(once, k, axis=0)
-    matrix[:, est.feature_names_.index(CATEGORY)] = np.tile(np.arange(k, dtype=float), n)
-    return matrix
 
 
 def _categories(model: ScoringModel) -> list[str]:

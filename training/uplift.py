@@ -123,8 +123,22 @@ class UpliftModel:
         out[ACTION] = a
         return out
 
+    def _inputs(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame | np.ndarray:
+        """``X`` as the one float matrix every outcome and effect model reads, built once, when they
+        share their inputs (all learners but S); otherwise ``X``."""
+        if isinstance(X, np.ndarray) or self.learner == "s":
+            return X
+        models = [*self.outcome.values(), *(m for per in self.effects.values() for m, _ in per)]
+        first = models[0]
+        same = all(
+            list(m.feature_names_) == list(first.feature_names_) and m.categories_ == first.categories_
+            for m in models[1:]
+        )
+        return first.matrix(X) if same else X
+
     def outcomes(self, X: pd.DataFrame) -> np.ndarray:
         """Expected outcome under each action, ``(n, 1 + K)`` in :attr:`all_actions` order."""
+        X = self._inputs(X)
         if self.learner == "s":
             pooled = self.outcome[ACTION]
             return np.column_stack([pooled.predict(self._with_action(X, a)) for a in self.all_actions])
@@ -132,6 +146,7 @@ class UpliftModel:
 
     def uplift(self, X: pd.DataFrame) -> np.ndarray:
         """Effect of each treatment action on the outcome against the control, ``(n, K)``."""
+        X = self._inputs(X)
         if self.learner in ("s", "t"):
             mu = self.outcomes(X)
             return mu[:, 1:] - mu[:, [0]]
@@ -139,6 +154,7 @@ class UpliftModel:
 
     def predict(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Expected outcome under the control ``(n,)`` and the uplift of each action ``(n, K)``."""
+        X = self._inputs(X)
         if self.learner in ("s", "t"):
             mu = self.outcomes(X)
             return mu[:, 0], mu[:, 1:] - mu[:, [0]]
@@ -153,6 +169,7 @@ class UpliftModel:
         contribution is a log ratio of the expected outcome.
         """
         f = len(self.features)
+        X = self._inputs(X)
         if self.learner not in ("s", "t"):
             return sum(w * m.contributions(X, method) for m, w in self.effects[action])
         if self.learner == "s":

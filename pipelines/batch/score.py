@@ -41,7 +41,7 @@ def score_frame(
         progress("scoring", 0, n)
     for start in range(0, n, chunk_rows):
         chunk = features.iloc[start : start + chunk_rows]
-        result = scorer.score(chunk, reasons=reasons, reasons_as="json")
+        result = scorer.score(chunk, reasons=reasons, reasons_as="json", alternatives=False)
         part = result.wide.copy()
         for model, per_row in result.reasons.items():
             part[reasons_column(model)] = np.array(per_row, dtype=object)
