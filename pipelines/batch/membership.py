@@ -17,7 +17,12 @@ def segment_input(scores: pd.DataFrame, traits: pd.DataFrame) -> pd.DataFrame:
     """What rules read, one row per scored customer: the scores, then the traits (by customer id).
     Columns both hold keep the scores'."""
     extra = [c for c in traits.columns if c not in scores.columns and c != "as_of"]
-    return scores.merge(traits[[KEY, *extra]], on=KEY, how="left", validate="one_to_one")
+    for name, frame in (("scores", scores), ("traits", traits)):
+        if not frame[KEY].is_unique:
+            raise ValueError(f"{name} hold a customer more than once: one row per customer_id expected")
+    picked = traits[[KEY, *extra]].set_index(KEY).reindex(scores[KEY].to_numpy())
+    out = scores.reset_index(drop=True)
+    return pd.concat([out, picked.reset_index(drop=True)], axis=1)
 
 
 def assign(book: SegmentBook, frame: pd.DataFrame, thresholds: Mapping[str, float]) -> pd.DataFrame:
@@ -32,14 +37,39 @@ def assign(book: SegmentBook, frame: pd.DataFrame, thresholds: Mapping[str, floa
 def diff(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
     """``customer_id, segment, change``: ``enter`` (in current only), ``exit`` (in previous only)
     or ``stay`` (in both). With no previous run every member enters."""
-    prev = previous[[KEY, "segment"]].drop_duplicates()
-    cur = current[[KEY, "segment"]].drop_duplicates()
-    both = cur.merge(prev, on=[KEY, "segment"], how="outer", indicator=True)
-    change = np.select(
-        [both["_merge"] == "left_only", both["_merge"] == "right_only"], ["enter", "exit"], default="stay"
+    # each (segment, customer) pair as one integer whose order is the pair's sort order
+    ids, id_values = _sorted_codes(pd.concat([current[KEY], previous[KEY]], ignore_index=True))
+    segs, seg_values = _sorted_codes(pd.concat([current["segment"], previous["segment"]], ignore_index=True))
+    pair = segs * max(len(id_values), 1) + ids
+    now, before = _unique(pair[: len(current)]), _unique(pair[len(current) :])
+    pairs = _unique(np.concatenate([now, before]))
+    in_now = np.isin(pairs, now, assume_unique=True)
+    in_before = np.isin(pairs, before, assume_unique=True)
+    change = np.where(in_now & in_before, "stay", np.where(in_now, "enter", "exit")).astype(object)
+    n_ids = max(len(id_values), 1)
+    return pd.DataFrame(
+        {
+            KEY: np.asarray(id_values, dtype=object)[pairs % n_ids],
+            "segment": np.asarray(seg_values, dtype=object)[pairs // n_ids],
+            "change": change,
+        }
     )
-    out = both[[KEY, "segment"]].assign(change=change)
-    return out.sort_values(["segment", KEY], kind="stable").reset_index(drop=True)
+
+
+def _sorted_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes whose order is the values' sort order, and the sorted distinct values."""
+    codes, uniques = pd.factorize(values)
+    uniques = np.asarray(uniques, dtype=object)
+    order = np.argsort(uniques, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[codes], uniques[order]
+
+
+def _unique(a: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (by sorting: faster than a hash for millions of integers)."""
+    a = np.sort(a)
+    return a[np.r_[True, a[1:] != a[:-1]]] if len(a) else a
 
 
 def summary(changes: pd.DataFrame, names: list[str]) -> pd.DataFrame:
