@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.batch.config import Destination
 
@@ -150,28 +152,51 @@ def _jsonl_tails(
     reason_columns: Sequence[str],
 ) -> np.ndarray:
     """Per customer: its JSON object after ``customer_id`` and ``segment`` (contacts, scores,
-    reasons), closing brace included. Reasons are already compact JSON text and go in as they are."""
-    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=False).encode
+    reasons), closing brace included, assembled column-wise in Arrow. Reasons are already compact
+    JSON text and go in as they are; numbers in their shortest round-trip form, missing ones null."""
+    if not len(rows):
+        return np.empty(0, dtype=object)
     contact = []
     if "email" in destination.purposes:
         contact.append(("email", "email", normalize_email))
     if "sms" in destination.purposes:
         contact.append(("phone", "phone_e164", normalize_phone))
-    cols = {c: rows[c].to_numpy(dtype=object) for c in [*score_columns, *reason_columns]}
-    contacts = {name: rows[src].to_numpy(dtype=object) for name, src, _ in contact}
-    names = [dumps(c.removeprefix("reasons_")) for c in reason_columns]
-    out = np.empty(len(rows), dtype=object)
-    for i in range(len(rows)):
-        record: dict[str, Any] = {}
-        for name, _, norm in contact:
-            record[name] = norm(contacts[name][i])
-        record["scores"] = {c: _number(cols[c][i]) for c in score_columns}
-        text = dumps(record)[1:-1]
-        if reason_columns:
-            parts = ",".join(f"{n}:{_raw(cols[c][i])}" for n, c in zip(names, reason_columns, strict=True))
-            text += ',"reasons":{' + parts + "}"
-        out[i] = text + "}"
-    return out
+    parts: list[Any] = []
+    for i, (name, src, norm) in enumerate(contact):
+        text = [_json_text(norm(v)) for v in rows[src].to_numpy(dtype=object)]
+        parts += [("," if i else "") + f"{_dumps(name)}:", pa.array(text, type=pa.string())]
+    parts.append(("," if contact else "") + '"scores":{')
+    for i, c in enumerate(score_columns):
+        parts += [("," if i else "") + f"{_dumps(c)}:", _json_column(rows[c])]
+    parts.append("}")
+    if reason_columns:
+        parts.append(',"reasons":{')
+        for i, c in enumerate(reason_columns):
+            text = pa.array(rows[c].to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+            text = pc.if_else(pc.equal(pc.fill_null(text, ""), ""), "[]", text)  # none: an empty list
+            parts += [("," if i else "") + f"{_dumps(c.removeprefix('reasons_'))}:", text]
+        parts.append("}")
+    parts.append("}")
+    return np.asarray(pc.binary_join_element_wise(*parts, "").to_pylist(), dtype=object)
+
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _json_text(value: str | None) -> str:
+    return "null" if value is None else _dumps(value)
+
+
+def _json_column(column: pd.Series) -> pa.Array:
+    """A score column as JSON values: numbers (shortest round-trip, NaN and infinities as null),
+    text as JSON strings."""
+    if column.dtype.kind in "fiu":
+        x = column.to_numpy(dtype=float, na_value=np.nan)
+        text = pc.cast(pa.array(x, mask=~np.isfinite(x)), pa.string())
+        return pc.fill_null(text, "null")
+    codes, uniques = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=True)
+    encoded = np.array([_dumps(_number(v)) for v in uniques] + ["null"], dtype=object)
+    return pa.array(encoded[codes], type=pa.string())
 
 
 def _raw(reasons: Any) -> str:
