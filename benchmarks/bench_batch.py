@@ -164,7 +164,7 @@ def main() -> None:
         del with_reasons
 
         book = load_segments(settings)
-        frame = timed("segments: join traits", figures, membership.segment_input, wide, tr)
+        frame = timed("segments: join traits", figures, membership.segment_input, wide, tr, book.inputs)
         th = timed("segments: thresholds", figures, book.thresholds, frame)
         members = timed("segments: assign", figures, membership.assign, book, frame, th)
         shifted = frame.assign(clv_365d=frame["clv_365d"] * rng.uniform(0.8, 1.25, n))

@@ -596,7 +596,7 @@ def test_next_best_action_columns_flow_into_audiences_and_exports_when_present()
     assert (n, left_out) == (2, {"unsubscribed": 1})
     assert data.decode().splitlines() == [
         "customer_id,segment,churn_probability,clv_365d,next_best_action,nba_value",
-        "c0,nba_discount_10,0.7,400.0,discount_10,3.5",
+        "c0,nba_discount_10,0.7,400,discount_10,3.5",  # numbers in their shortest form
     ]
     hook = Destination(format="webhook_jsonl", purposes=("sms",))
     ((_, data, _, _),) = build_files(hook, ["nba_free_shipping"], members, scores, contact, cols)

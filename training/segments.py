@@ -126,6 +126,11 @@ class SegmentBook:
         return set().union(*(c.fields for c in self._compiled)) if self._compiled else set()
 
     @property
+    def inputs(self) -> set[str]:
+        """Every field the rules and their quantile references read."""
+        return self.fields | {_split_ref(r)[1] for r in self.quantile_refs}
+
+    @property
     def quantile_refs(self) -> list[str]:
         """Every ``pNN(field)`` the rules use, sorted."""
         return sorted(set().union(*(c.quantiles for c in self._compiled))) if self._compiled else []

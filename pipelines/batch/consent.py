@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from cip.errors import MissingInputError
 from cip.lake import Lake
@@ -84,7 +86,15 @@ def _true(values: pd.Series) -> np.ndarray:
 
 
 def _present(values: pd.Series) -> np.ndarray:
-    return (values.notna() & (values.astype("string").str.strip() != "")).fillna(False).to_numpy(dtype=bool)
+    """True where the value is text with something besides white space."""
+    try:
+        text = pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text: the slower, general way
+        return (
+            (values.notna() & (values.astype("string").str.strip() != "")).fillna(False).to_numpy(dtype=bool)
+        )
+    filled = pc.not_equal(pc.utf8_trim_whitespace(text), "")
+    return pc.fill_null(filled, False).to_numpy(zero_copy_only=False).astype(bool)
 
 
 def suppression(frame: pd.DataFrame, destination: Destination) -> pd.Series:

@@ -84,13 +84,19 @@ def build_files(
         if destination.format == "webhook_jsonl"
         else []
     )
-    base = contact.merge(scores[[KEY, *score_columns, *reasons]], on=KEY, how="right")
-    base = base.sort_values(KEY, kind="stable").reset_index(drop=True)
+    picked = scores[[KEY, *score_columns, *reasons]]
+    picked = picked.iloc[np.argsort(picked[KEY].to_numpy(dtype=object), kind="stable")]
+    people = contact.drop_duplicates(KEY).set_index(KEY).reindex(picked[KEY].to_numpy())
+    base = pd.DataFrame(
+        {
+            **{c: people[c].array for c in people.columns if c not in picked.columns},
+            **{c: picked[c].array for c in picked.columns},
+        }
+    )
     verdict = consent.suppression(base, destination).to_numpy(dtype=object)
     ok = pd.isna(verdict)
-    keys = base[KEY].to_numpy(dtype=object)
-    pieces = np.full(len(base), None, dtype=object)  # each deliverable customer formatted once
-    pieces[ok] = formats.prepare(destination, base[ok], score_columns, reasons)
+    built = formats.lines(destination, base[ok], score_columns, reasons)  # each customer formatted once
+    line_of = np.cumsum(ok) - 1  # a deliverable row's position among the built lines
     at = pd.Index(base[KEY]).get_indexer(membership[KEY])  # members' rows in base (-1: not scored)
     in_segment = membership["segment"].to_numpy(dtype=object)
     for segment in segments:
@@ -99,7 +105,7 @@ def build_files(
         deliver = rows[ok[rows]]
         yield (
             segment,
-            formats.assemble(destination, segment, keys[deliver], pieces[deliver], score_columns),
+            formats.assemble(destination, segment, built, line_of[deliver], score_columns),
             len(rows),
             left_out,
         )

@@ -1,7 +1,9 @@
 """Export file formats (pure: a frame of deliverable members in, the file's bytes out).
 
 Rows are sorted and values written the same way every time, so the same members, scores and
-contacts always give byte-identical files (and the same SHA-256).
+contacts always give byte-identical files (and the same SHA-256). Numbers are written in their
+shortest round-trip form (``400`` for 400.0); lines are built column-wise in Arrow, once per
+customer for all segments.
 
 - ``hashed_audience``: what ad platforms' customer-match uploads expect: SHA-256 (hex) of the
   e-mail trimmed and lower-cased, and of the phone in E.164 (``+4915123456789``); no customer id.
@@ -15,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,6 +30,7 @@ import pyarrow.compute as pc
 from pipelines.batch.config import Destination
 
 KEY = "customer_id"
+_NON_DIGITS = re.compile(r"[^0-9]")
 EXTENSIONS = {"hashed_audience": "csv", "crm_csv": "csv", "webhook_jsonl": "jsonl"}
 
 
@@ -40,7 +45,7 @@ def normalize_phone(value: Any) -> str | None:
     """E.164: ``+`` and digits only (the lake already holds phones in E.164)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    digits = "".join(ch for ch in str(value) if ch.isdigit())
+    digits = _NON_DIGITS.sub("", str(value))
     return f"+{digits}" if digits else None
 
 
@@ -72,70 +77,83 @@ def _number(value: Any) -> Any:
     return value
 
 
-def render(
-    destination: Destination,
-    segment: str,
-    members: pd.DataFrame,
-    score_columns: Sequence[str],
-    reason_columns: Sequence[str] = (),
-) -> bytes:
-    """The file for one segment and destination. ``members``: deliverable customers with their
-    contacts (:func:`pipelines.batch.consent.contacts` columns), scores and reasons."""
-    rows = members.sort_values(KEY, kind="stable")
-    pieces = prepare(destination, rows, score_columns, reason_columns)
-    return assemble(destination, segment, rows[KEY].to_numpy(dtype=object), pieces, score_columns)
+@dataclass
+class Lines:
+    """Every deliverable customer's line of one destination, built once for all segments: a
+    segment's line is ``head + segment + tail`` (``segment`` as the format writes it), or just
+    ``head`` for a hashed audience (no segment, no customer id)."""
+
+    head: pa.Array
+    tail: pa.Array | None = None
 
 
-def prepare(
+def lines(
     destination: Destination,
     rows: pd.DataFrame,
     score_columns: Sequence[str],
     reason_columns: Sequence[str] = (),
-) -> np.ndarray:
-    """Per customer of ``rows``, the part of its line that does not depend on the segment (text),
-    so that a customer in many segments is formatted once; :func:`assemble` makes the files."""
+) -> Lines:
+    """Per customer of ``rows`` (contacts, ``customer_id``, scores and reasons), its line without the
+    segment, built column-wise in Arrow; :func:`assemble` makes the files."""
     fmt = destination.format
     if fmt == "hashed_audience":
         ids = hashed_identifiers(rows)
-        return (ids["email_sha256"] + "," + ids["phone_sha256"]).to_numpy(dtype=object)
+        return Lines(_text(ids["email_sha256"] + "," + ids["phone_sha256"]))
+    keys = rows[KEY].to_numpy(dtype=object)
     if fmt == "crm_csv":
-        if not score_columns or not len(rows):
-            return np.full(len(rows), "", dtype=object)
-        text = rows[list(score_columns)].to_csv(index=False, header=False, lineterminator="\n")
-        lines = np.array(text.split("\n")[:-1], dtype=object)
-        if len(score_columns) == 1:  # the csv module writes a lone empty field as ""
-            lines[lines == '""'] = ""
-        return lines
+        tail: list[Any] = []
+        for c in score_columns:
+            tail += [",", _csv_column(rows[c])]
+        return Lines(
+            pc.binary_join_element_wise(_text([_csv_cell(k) for k in keys]), ",", ""),
+            pc.binary_join_element_wise(*tail, "") if tail else _text([""] * len(rows)),
+        )
     if fmt == "webhook_jsonl":
-        return _jsonl_tails(destination, rows, score_columns, reason_columns)
+        head = pc.binary_join_element_wise(f'{{"{KEY}":', _text([_dumps(k) for k in keys]), ',"segment":', "")
+        return Lines(
+            head,
+            pc.binary_join_element_wise(
+                ",", _jsonl_tails(destination, rows, score_columns, reason_columns), ""
+            ),
+        )
     raise ValueError(f"unknown export format {fmt!r}")
 
 
 def assemble(
-    destination: Destination,
-    segment: str,
-    keys: np.ndarray,
-    pieces: np.ndarray,
-    score_columns: Sequence[str],
+    destination: Destination, segment: str, built: Lines, rows: np.ndarray, score_columns: Sequence[str]
 ) -> bytes:
-    """One segment's file from its deliverable members' keys and :func:`prepare` pieces, both
-    sorted by customer id. Equal inputs give byte-identical files."""
+    """One segment's file from the :func:`lines` of its deliverable members (``rows``: their
+    positions, sorted by customer id). Equal inputs give byte-identical files."""
     fmt = destination.format
+    take = pa.array(np.asarray(rows, dtype=np.int64), type=pa.int64())
     if fmt == "hashed_audience":
-        seen: dict[str, None] = dict.fromkeys(sorted(pieces))  # sorted, deduplicated
-        return ("email_sha256,phone_sha256\n" + "".join(f"{p}\n" for p in seen)).encode()
+        pieces = pc.unique(pc.take(built.head, take))
+        pieces = pc.take(pieces, pc.sort_indices(pieces))  # sorted, deduplicated
+        return b"email_sha256,phone_sha256\n" + _joined(pieces)
     if fmt == "crm_csv":
-        head = ",".join([KEY, "segment", *score_columns])
-        sep = "," if score_columns else ""
-        body = "".join(f"{_csv_cell(k)},{segment}{sep}{p}\n" for k, p in zip(keys, pieces, strict=True))
-        return (head + "\n" + body).encode()
-    if fmt == "webhook_jsonl":
-        dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-        middle = f',"segment":{dumps(segment)},'
-        return "".join(
-            f'{{"{KEY}":{dumps(k)}{middle}{p}\n' for k, p in zip(keys, pieces, strict=True)
-        ).encode()
-    raise ValueError(f"unknown export format {fmt!r}")
+        header = ",".join([KEY, "segment", *score_columns]) + "\n"
+        label = segment
+    elif fmt == "webhook_jsonl":
+        header, label = "", _dumps(segment)
+    else:
+        raise ValueError(f"unknown export format {fmt!r}")
+    body = pc.binary_join_element_wise(pc.take(built.head, take), label, pc.take(built.tail, take), "")
+    return header.encode() + _joined(body)
+
+
+def _text(values: Any) -> pa.Array:
+    return pa.array(values if isinstance(values, list) else list(values), type=pa.string())
+
+
+def _joined(texts: pa.Array) -> bytes:
+    """The texts one per line (each followed by a newline), as UTF-8 bytes."""
+    if len(texts) == 0:
+        return b""
+    texts = pc.cast(pc.binary_join_element_wise(texts, "\n", ""), pa.large_string())
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int64, count=len(texts) + 1, offset=8 * texts.offset)
+    return texts.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
 
 
 def _csv_cell(value: Any) -> str:
@@ -145,17 +163,28 @@ def _csv_cell(value: Any) -> str:
     return text
 
 
+def _csv_column(column: pd.Series) -> pa.Array:
+    """A score column as CSV cells: numbers in their shortest round-trip form, missing ones empty,
+    text quoted where it must be."""
+    if column.dtype.kind in "fiu":
+        x = column.to_numpy(dtype=float, na_value=np.nan)
+        return pc.fill_null(pc.cast(pa.array(x, mask=~np.isfinite(x)), pa.string()), "")
+    codes, uniques = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=True)
+    cells = np.array([_csv_cell(_number(v)) for v in uniques] + [""], dtype=object)
+    return _text(cells[codes].tolist())
+
+
 def _jsonl_tails(
     destination: Destination,
     rows: pd.DataFrame,
     score_columns: Sequence[str],
     reason_columns: Sequence[str],
-) -> np.ndarray:
+) -> pa.Array:
     """Per customer: its JSON object after ``customer_id`` and ``segment`` (contacts, scores,
     reasons), closing brace included, assembled column-wise in Arrow. Reasons are already compact
     JSON text and go in as they are; numbers in their shortest round-trip form, missing ones null."""
     if not len(rows):
-        return np.empty(0, dtype=object)
+        return _text([])
     contact = []
     if "email" in destination.purposes:
         contact.append(("email", "email", normalize_email))
@@ -177,7 +206,7 @@ def _jsonl_tails(
             parts += [("," if i else "") + f"{_dumps(c.removeprefix('reasons_'))}:", text]
         parts.append("}")
     parts.append("}")
-    return np.asarray(pc.binary_join_element_wise(*parts, "").to_pylist(), dtype=object)
+    return pc.binary_join_element_wise(*parts, "")
 
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -197,8 +226,3 @@ def _json_column(column: pd.Series) -> pa.Array:
     codes, uniques = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=True)
     encoded = np.array([_dumps(_number(v)) for v in uniques] + ["null"], dtype=object)
     return pa.array(encoded[codes], type=pa.string())
-
-
-def _raw(reasons: Any) -> str:
-    """Reasons as stored (compact JSON text); none is an empty list."""
-    return reasons if isinstance(reasons, str) and reasons else "[]"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -13,16 +13,29 @@ KEY = "customer_id"
 CHANGES = ("enter", "exit", "stay")
 
 
-def segment_input(scores: pd.DataFrame, traits: pd.DataFrame) -> pd.DataFrame:
+def segment_input(
+    scores: pd.DataFrame, traits: pd.DataFrame, fields: Iterable[str] | None = None
+) -> pd.DataFrame:
     """What rules read, one row per scored customer: the scores, then the traits (by customer id).
-    Columns both hold keep the scores'."""
-    extra = [c for c in traits.columns if c not in scores.columns and c != "as_of"]
+    Columns both hold keep the scores'. ``fields`` (e.g. ``SegmentBook.inputs``) keeps only the
+    columns rules read, besides ``customer_id``."""
+    keep = None if fields is None else set(fields)
+    cols = [c for c in scores.columns if c == KEY or keep is None or c in keep]
+    extra = [
+        c
+        for c in traits.columns
+        if c not in scores.columns and c not in (KEY, "as_of") and (keep is None or c in keep)
+    ]
     for name, frame in (("scores", scores), ("traits", traits)):
         if not frame[KEY].is_unique:
             raise ValueError(f"{name} hold a customer more than once: one row per customer_id expected")
     picked = traits[[KEY, *extra]].set_index(KEY).reindex(scores[KEY].to_numpy())
-    out = scores.reset_index(drop=True)
-    return pd.concat([out, picked.reset_index(drop=True)], axis=1)
+    return pd.DataFrame(
+        {
+            **{c: scores[c].array for c in cols},
+            **{c: picked[c].array for c in extra},
+        }
+    )
 
 
 def assign(book: SegmentBook, frame: pd.DataFrame, thresholds: Mapping[str, float]) -> pd.DataFrame:

@@ -91,7 +91,7 @@ def segments(settings: BatchSettings, info: RunInfo, book: SegmentBook, scores: 
     """Assign the run's segments over ``scores`` ⨝ the lake's traits, diff them against the previous
     run, and write memberships (run folder and lake tables) and the run's thresholds."""
     traits = Lake(settings.lake_dir).read("traits")
-    frame = mb.segment_input(scores, traits)
+    frame = mb.segment_input(scores, traits, book.inputs)
     thresholds = book.thresholds(frame)
     members = mb.assign(book, frame, thresholds)
     previous = previous_run_id(settings, info.run_id)
