@@ -87,11 +87,12 @@ def build_files(
     picked = scores[[KEY, *score_columns, *reasons]]
     picked = picked.iloc[np.argsort(picked[KEY].to_numpy(dtype=object), kind="stable")]
     people = contact.drop_duplicates(KEY).set_index(KEY).reindex(picked[KEY].to_numpy())
-    base = pd.DataFrame(
+    base = pd.DataFrame(  # columns side by side, not copied into blocks
         {
             **{c: people[c].array for c in people.columns if c not in picked.columns},
             **{c: picked[c].array for c in picked.columns},
-        }
+        },
+        copy=False,
     )
     verdict = consent.suppression(base, destination).to_numpy(dtype=object)
     ok = pd.isna(verdict)

@@ -105,16 +105,14 @@ def lines(
         for c in score_columns:
             tail += [",", _csv_column(rows[c])]
         return Lines(
-            pc.binary_join_element_wise(_text([_csv_cell(k) for k in keys]), ",", ""),
-            pc.binary_join_element_wise(*tail, "") if tail else _text([""] * len(rows)),
+            _join(_text([_csv_cell(k) for k in keys]), ","),
+            _join(*tail) if tail else _text([""] * len(rows)),
         )
     if fmt == "webhook_jsonl":
-        head = pc.binary_join_element_wise(f'{{"{KEY}":', _text([_dumps(k) for k in keys]), ',"segment":', "")
+        head = _join(f'{{"{KEY}":', _text([_dumps(k) for k in keys]), ',"segment":')
         return Lines(
             head,
-            pc.binary_join_element_wise(
-                ",", _jsonl_tails(destination, rows, score_columns, reason_columns), ""
-            ),
+            _join(",", _jsonl_tails(destination, rows, score_columns, reason_columns), ""),
         )
     raise ValueError(f"unknown export format {fmt!r}")
 
@@ -129,7 +127,7 @@ def assemble(
     if fmt == "hashed_audience":
         pieces = pc.unique(pc.take(built.head, take))
         pieces = pc.take(pieces, pc.sort_indices(pieces))  # sorted, deduplicated
-        return b"email_sha256,phone_sha256\n" + _joined(pieces)
+        return b"email_sha256,phone_sha256\n" + _joined(_join(pieces, "\n"))
     if fmt == "crm_csv":
         header = ",".join([KEY, "segment", *score_columns]) + "\n"
         label = segment
@@ -137,23 +135,31 @@ def assemble(
         header, label = "", _dumps(segment)
     else:
         raise ValueError(f"unknown export format {fmt!r}")
-    body = pc.binary_join_element_wise(pc.take(built.head, take), label, pc.take(built.tail, take), "")
+    body = _join(pc.take(built.head, take), label, pc.take(built.tail, take), "\n")
     return header.encode() + _joined(body)
 
 
+def _join(*parts: Any) -> pa.Array:
+    """Element-wise concatenation of large-string arrays and plain strings."""
+    large = [pa.scalar(p, pa.large_string()) if isinstance(p, str) else p for p in parts]
+    return pc.binary_join_element_wise(*large, pa.scalar("", pa.large_string()))
+
+
 def _text(values: Any) -> pa.Array:
-    return pa.array(values if isinstance(values, list) else list(values), type=pa.string())
+    return pa.array(values if isinstance(values, list) else list(values), type=pa.large_string())
 
 
 def _joined(texts: pa.Array) -> bytes:
-    """The texts one per line (each followed by a newline), as UTF-8 bytes."""
+    """The texts back to back, as UTF-8 bytes (large strings: no 2 GiB limit)."""
     if len(texts) == 0:
         return b""
-    texts = pc.cast(pc.binary_join_element_wise(texts, "\n", ""), pa.large_string())
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
+    if texts.type != pa.large_string():
+        texts = pc.cast(texts, pa.large_string())
     offsets = np.frombuffer(texts.buffers()[1], dtype=np.int64, count=len(texts) + 1, offset=8 * texts.offset)
-    return texts.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
+    start, end = int(offsets[0]), int(offsets[-1])
+    return texts.buffers()[2][start:end].to_pybytes()
 
 
 def _csv_cell(value: Any) -> str:
@@ -168,7 +174,7 @@ def _csv_column(column: pd.Series) -> pa.Array:
     text quoted where it must be."""
     if column.dtype.kind in "fiu":
         x = column.to_numpy(dtype=float, na_value=np.nan)
-        return pc.fill_null(pc.cast(pa.array(x, mask=~np.isfinite(x)), pa.string()), "")
+        return pc.fill_null(pc.cast(pa.array(x, mask=~np.isfinite(x)), pa.large_string()), "")
     codes, uniques = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=True)
     cells = np.array([_csv_cell(_number(v)) for v in uniques] + [""], dtype=object)
     return _text(cells[codes].tolist())
@@ -193,7 +199,7 @@ def _jsonl_tails(
     parts: list[Any] = []
     for i, (name, src, norm) in enumerate(contact):
         text = [_json_text(norm(v)) for v in rows[src].to_numpy(dtype=object)]
-        parts += [("," if i else "") + f"{_dumps(name)}:", pa.array(text, type=pa.string())]
+        parts += [("," if i else "") + f"{_dumps(name)}:", _text(text)]
     parts.append(("," if contact else "") + '"scores":{')
     for i, c in enumerate(score_columns):
         parts += [("," if i else "") + f"{_dumps(c)}:", _json_column(rows[c])]
@@ -201,12 +207,12 @@ def _jsonl_tails(
     if reason_columns:
         parts.append(',"reasons":{')
         for i, c in enumerate(reason_columns):
-            text = pa.array(rows[c].to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+            text = pa.array(rows[c].to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
             text = pc.if_else(pc.equal(pc.fill_null(text, ""), ""), "[]", text)  # none: an empty list
             parts += [("," if i else "") + f"{_dumps(c.removeprefix('reasons_'))}:", text]
         parts.append("}")
     parts.append("}")
-    return pc.binary_join_element_wise(*parts, "")
+    return _join(*parts)
 
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -221,8 +227,8 @@ def _json_column(column: pd.Series) -> pa.Array:
     text as JSON strings."""
     if column.dtype.kind in "fiu":
         x = column.to_numpy(dtype=float, na_value=np.nan)
-        text = pc.cast(pa.array(x, mask=~np.isfinite(x)), pa.string())
+        text = pc.cast(pa.array(x, mask=~np.isfinite(x)), pa.large_string())
         return pc.fill_null(text, "null")
     codes, uniques = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=True)
     encoded = np.array([_dumps(_number(v)) for v in uniques] + ["null"], dtype=object)
-    return pa.array(encoded[codes], type=pa.string())
+    return pa.array(encoded[codes], type=pa.large_string())
