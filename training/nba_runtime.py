@@ -161,9 +161,10 @@ class NBAModel:
         """
         rows = frame.reset_index(drop=True)
         k = int(self.info.get("reasons", 3) if reasons is None else reasons)
-        chosen, values = self.choose(rows)
+        X = self._matrix(rows)
+        chosen, values = self.choose(X)
         names = np.array(self.actions, dtype=object)
-        out = pd.DataFrame(index=rows.index)
+        out: dict[str, Any] = {}
         if KEY in rows.columns:
             out[KEY] = rows[KEY].to_numpy()
         out[ACTION_COLUMN] = names[chosen]
@@ -172,18 +173,37 @@ class NBAModel:
             out["alternatives"] = policy.alternatives(values, self.actions, chosen)
         if k > 0:
             explain = top_reasons_json if reasons_as == "json" else top_reasons
-            out["reasons"] = self._reasons(rows, values, chosen, k, explain)
-        return out
+            out["reasons"] = self._reasons(rows, X, values, chosen, k, explain)
+        return pd.DataFrame(out, index=rows.index)
+
+    def _matrix(self, rows: pd.DataFrame) -> pd.DataFrame | np.ndarray:
+        """The one float matrix every model of the bundle reads, when they share their inputs (so
+        it is built once); otherwise the frame."""
+        X = self.uplift.inputs(rows)
+        if isinstance(X, np.ndarray) and not (
+            list(self.value.feature_names_) == list(self.uplift.outcome[self.uplift.control].feature_names_)
+            and self.value.categories_ == self.uplift.outcome[self.uplift.control].categories_
+        ):
+            return rows
+        return X
 
     def _reasons(
-        self, rows: pd.DataFrame, values: np.ndarray, chosen: np.ndarray, k: int, explain: Any = top_reasons
+        self,
+        rows: pd.DataFrame,
+        X: pd.DataFrame | np.ndarray,
+        values: np.ndarray,
+        chosen: np.ndarray,
+        k: int,
+        explain: Any = top_reasons,
     ) -> list[Any]:
         explained = np.where(chosen > 0, chosen, 1 + np.argmax(values[:, 1:], axis=1))
         out: list[Any] = [None] * len(rows)
-        for col in np.unique(explained):
-            idx = np.flatnonzero(explained == col)
-            sub = rows.iloc[idx]
-            contrib = self.uplift.contributions(sub, self.actions[col], self.reasons_method)
+        groups = np.unique(explained)
+        for col in groups:
+            idx = np.flatnonzero(explained == col) if len(groups) > 1 else np.arange(len(rows))
+            sub = rows.iloc[idx] if len(groups) > 1 else rows
+            inputs = X[idx] if isinstance(X, np.ndarray) else sub
+            contrib = self.uplift.contributions(inputs, self.actions[col], self.reasons_method)
             for i, r in zip(idx, explain(contrib, self.features, sub, k), strict=True):
                 out[i] = r
         return out

@@ -123,7 +123,7 @@ class UpliftModel:
         out[ACTION] = a
         return out
 
-    def _inputs(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame | np.ndarray:
+    def inputs(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame | np.ndarray:
         """``X`` as the one float matrix every outcome and effect model reads, built once, when they
         share their inputs (all learners but S); otherwise ``X``."""
         if isinstance(X, np.ndarray) or self.learner == "s":
@@ -138,7 +138,7 @@ class UpliftModel:
 
     def outcomes(self, X: pd.DataFrame) -> np.ndarray:
         """Expected outcome under each action, ``(n, 1 + K)`` in :attr:`all_actions` order."""
-        X = self._inputs(X)
+        X = self.inputs(X)
         if self.learner == "s":
             pooled = self.outcome[ACTION]
             return np.column_stack([pooled.predict(self._with_action(X, a)) for a in self.all_actions])
@@ -146,7 +146,7 @@ class UpliftModel:
 
     def uplift(self, X: pd.DataFrame) -> np.ndarray:
         """Effect of each treatment action on the outcome against the control, ``(n, K)``."""
-        X = self._inputs(X)
+        X = self.inputs(X)
         if self.learner in ("s", "t"):
             mu = self.outcomes(X)
             return mu[:, 1:] - mu[:, [0]]
@@ -154,7 +154,7 @@ class UpliftModel:
 
     def predict(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Expected outcome under the control ``(n,)`` and the uplift of each action ``(n, K)``."""
-        X = self._inputs(X)
+        X = self.inputs(X)
         if self.learner in ("s", "t"):
             mu = self.outcomes(X)
             return mu[:, 0], mu[:, 1:] - mu[:, [0]]
@@ -169,7 +169,7 @@ class UpliftModel:
         contribution is a log ratio of the expected outcome.
         """
         f = len(self.features)
-        X = self._inputs(X)
+        X = self.inputs(X)
         if self.learner not in ("s", "t"):
             return sum(w * m.contributions(X, method) for m, w in self.effects[action])
         if self.learner == "s":
