@@ -17,6 +17,7 @@ rejects, 503 while starting; anything unexpected is a 500 with no internals, and
 
 from __future__ import annotations
 
+import gc
 import hmac
 import logging
 import threading
@@ -159,6 +160,16 @@ def role_for(endpoint: str) -> Any:
     return Depends(check)
 
 
+def _freeze_heap(again: bool = False) -> None:
+    """Keep the loaded models, identity map and lake rows (hundreds of thousands of long-lived
+    objects) out of the cyclic garbage collector: without this, a full collection every few hundred
+    requests scans them all and stalls a request by about 200 ms (the p99 at one connection)."""
+    if again:
+        gc.unfreeze()  # what a reload dropped can be collected once
+    gc.collect()
+    gc.freeze()
+
+
 def _respond(model: Any) -> Response:
     return Response(model.model_dump_json(), media_type="application/json")
 
@@ -177,10 +188,11 @@ class CIP:
     def __init__(self) -> None:
         self.settings = _settings()
         self.engine = Engine(self.settings)
+        _freeze_heap()
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(
-                target=self._every, args=(CONFIG.reload_interval_seconds, self.engine.refresh), daemon=True
+                target=self._every, args=(CONFIG.reload_interval_seconds, self.refresh), daemon=True
             ),
             threading.Thread(
                 target=self._every, args=(CONFIG.trigger_sweep_seconds, self.engine.sweep), daemon=True
@@ -189,6 +201,11 @@ class CIP:
         for t in self._threads:
             t.start()
         log.info("CIP serving models %s", self.engine.scorer.versions)
+
+    def refresh(self) -> None:
+        """The engine's periodic reload; what it loaded joins the frozen heap."""
+        if any(self.engine.refresh().values()):
+            _freeze_heap(again=True)
 
     def _every(self, seconds: float, work: Any) -> None:
         while not self._stop.wait(seconds):
