@@ -25,6 +25,7 @@ import pandas as pd
 
 from training.datasets import CATEGORY
 from training.estimator import GBMModel
+from training.nba_runtime import ACTION_COLUMN, VALUE_COLUMN, NBAModel
 from training.reasons import describe, rank
 from training.scoring import Scorer, propensity_column
 
@@ -96,6 +97,7 @@ class FastScorer:
         self.columns = list(columns)
         self._where = {c: j for j, c in enumerate(self.columns)}
         self._plans: dict[int, _Plan | None] = {}
+        self._nba_plans: dict[tuple[str, int], np.ndarray | None] = {}
         self.threads = max(1, threads)
         self.split_trees = split_trees
         self._pool = (
@@ -128,6 +130,13 @@ class FastScorer:
         jobs: list[_Job] = []
         for name in names:
             model = loaded[name]
+            if isinstance(model, NBAModel):
+                index = self._nba_index(model)
+                if index is None:
+                    slow.append(name)
+                else:
+                    self._nba(name, model, matrix[:, index], reasons, out)
+                continue
             plan = self.plan(model)
             if plan is None:
                 slow.append(name)
@@ -144,6 +153,30 @@ class FastScorer:
                 out.extra["alternatives"] = pd.Series(res.alternatives, index=out.extra.index, dtype=object)
             out.reasons.update(res.reasons)
         return out
+
+    def _nba_index(self, model: NBAModel) -> np.ndarray | None:
+        """Matrix columns of the next-best-action model's features, when one float matrix serves
+        every model of its bundle; None sends it to ``Scorer.score``."""
+        key = ("nba", id(model))
+        if key not in self._nba_plans:
+            ok = model.matrix_inputs and all(f in self._where for f in model.features)
+            self._nba_plans[key] = np.array([self._where[f] for f in model.features]) if ok else None
+        return self._nba_plans[key]
+
+    @staticmethod
+    def _nba(name: str, model: NBAModel, X: np.ndarray, reasons: int, out: FastResult) -> None:
+        """The chosen action, its value, the ranked alternatives and the reasons, as
+        ``NBAModel.score`` gives them, from the model's columns of the matrix."""
+        X = np.ascontiguousarray(X, dtype=float)
+        res = model.score_inputs(X, pd.DataFrame(X, columns=model.features), reasons)
+        out.columns[ACTION_COLUMN] = res[ACTION_COLUMN]
+        out.columns[VALUE_COLUMN] = res[VALUE_COLUMN]
+        alternatives = np.empty(len(X), dtype=object)
+        for i, ranked in enumerate(res["alternatives"]):  # one list per customer, not a 2-D array
+            alternatives[i] = ranked
+        out.columns["alternatives"] = alternatives
+        if reasons > 0:
+            out.reasons[name] = res["reasons"]
 
     @staticmethod
     def _predict(

@@ -441,3 +441,32 @@ def test_retraining_notebook_for_nba_runs_and_registers_a_version(nba_world, mon
     text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert f"version {before + 1}:" in text
     assert len(client.search_model_versions("name='cip-nba'")) == before + 1
+
+
+@pytest.mark.parametrize("learner", ["s", "t", "x", "dr", "ens"])
+def test_serving_scores_an_nba_bundle_from_its_matrix_exactly_as_nbamodel_score(learners, learner):
+    """A bundle whose models all read the same numeric features (every learner but S) is scored
+    by serving straight from the feature matrix; choice, value, alternatives and reasons equal
+    ``NBAModel.score`` on the frame. The S-learner (an action input) goes through ``Scorer.score``."""
+    from sklearn.base import clone
+
+    from serving.fast_score import FastScorer
+    from training.nba_runtime import NBAModel
+    from training.scoring import Scorer
+
+    X, _, _, _, _ = simulate(1_500, seed=5)
+    value = clone(base_model()).fit(X, np.exp(1.0 + 0.2 * X["x2"].to_numpy()))
+    costs = {"a": ActionCost(per_send=0.1), "b": ActionCost(share_of_revenue=0.05)}
+    model = NBAModel(learners[learner], value, costs, reasons_method="path")
+    assert model.matrix_inputs == (learner != "s")
+    frame = X.assign(customer_id=[f"c{i}" for i in range(len(X))])
+    columns = ["customer_id", "noise", "x2", "x1"]  # the reader's column order, not the model's
+    matrix = frame[columns[1:]].to_numpy(dtype=float)
+    got = FastScorer(columns[1:]).score(Scorer({"nba": model}), matrix, frame["customer_id"], 3, frame=frame)
+    ref = model.score(frame, reasons=3)
+    nba = {**got.columns, **({} if got.extra is None else got.extra.to_dict("series"))}
+    assert (got.extra is None) == (learner != "s")
+    assert list(nba["next_best_action"]) == ref["next_best_action"].tolist()
+    np.testing.assert_array_equal(np.asarray(nba["nba_value"], dtype=float), ref["nba_value"].to_numpy())
+    assert list(nba["alternatives"]) == ref["alternatives"].tolist()
+    assert got.reasons["nba"] == ref["reasons"].tolist()

@@ -160,21 +160,47 @@ class NBAModel:
         ``frame`` holds the ``nba_v1`` features (extra columns are ignored; ``customer_id`` is kept).
         """
         rows = frame.reset_index(drop=True)
+        out = self.score_inputs(self._matrix(rows), rows, reasons, alternatives, reasons_as)
+        if KEY in rows.columns:
+            out = {KEY: rows[KEY].to_numpy(), **out}
+        return pd.DataFrame(out, index=rows.index)
+
+    def score_inputs(
+        self,
+        X: pd.DataFrame | np.ndarray,
+        rows: pd.DataFrame,
+        reasons: int | None = None,
+        alternatives: bool = True,
+        reasons_as: str = "records",
+    ) -> dict[str, Any]:
+        """:meth:`score`'s columns (without ``customer_id``) from the models' input ``X`` — a float
+        matrix in :attr:`features` order when :attr:`matrix_inputs`, else the frame — and ``rows``
+        (the feature values the reasons quote, index 0..n-1)."""
         k = int(self.info.get("reasons", 3) if reasons is None else reasons)
-        X = self._matrix(rows)
         chosen, values = self.choose(X)
         names = np.array(self.actions, dtype=object)
-        out: dict[str, Any] = {}
-        if KEY in rows.columns:
-            out[KEY] = rows[KEY].to_numpy()
-        out[ACTION_COLUMN] = names[chosen]
-        out[VALUE_COLUMN] = np.round(values[np.arange(len(rows)), chosen], 4)
+        out: dict[str, Any] = {
+            ACTION_COLUMN: names[chosen],
+            VALUE_COLUMN: np.round(values[np.arange(len(rows)), chosen], 4),
+        }
         if alternatives:
             out["alternatives"] = policy.alternatives(values, self.actions, chosen)
         if k > 0:
             explain = top_reasons_json if reasons_as == "json" else top_reasons
             out["reasons"] = self._reasons(rows, X, values, chosen, k, explain)
-        return pd.DataFrame(out, index=rows.index)
+        return out
+
+    @property
+    def matrix_inputs(self) -> bool:
+        """Whether every model of the bundle reads the same numeric features, in :attr:`features`
+        order, so that one float matrix of them serves all (no categorical inputs, no S-learner)."""
+        models = self.estimators()
+        first = models[0]
+        return (
+            self.uplift.learner != "s"
+            and all(list(m.feature_names_) == self.features and not m.categories_ for m in models)
+            and list(first.feature_names_) == self.features
+        )
 
     def _matrix(self, rows: pd.DataFrame) -> pd.DataFrame | np.ndarray:
         """The one float matrix every model of the bundle reads, when they share their inputs (so
