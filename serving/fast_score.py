@@ -148,9 +148,10 @@ class FastScorer:
         if slow:
             df = frame() if callable(frame) else frame
             res = scorer.score(df, reasons=reasons, models=slow)
-            out.extra = res.wide.drop(columns=["customer_id"], errors="ignore")
+            extra = res.wide.drop(columns=["customer_id"], errors="ignore").reset_index(drop=True)
             if getattr(res, "alternatives", None):  # NBA: the other actions ranked, per customer
-                out.extra["alternatives"] = pd.Series(res.alternatives, index=out.extra.index, dtype=object)
+                extra["alternatives"] = pd.Series(res.alternatives, index=extra.index, dtype=object)
+            out.extra = extra if out.extra is None else pd.concat([out.extra, extra], axis=1)
             out.reasons.update(res.reasons)
         return out
 
@@ -169,12 +170,17 @@ class FastScorer:
         ``NBAModel.score`` gives them, from the model's columns of the matrix."""
         X = np.ascontiguousarray(X, dtype=float)
         res = model.score_inputs(X, pd.DataFrame(X, columns=model.features), reasons)
-        out.columns[ACTION_COLUMN] = res[ACTION_COLUMN]
-        out.columns[VALUE_COLUMN] = res[VALUE_COLUMN]
         alternatives = np.empty(len(X), dtype=object)
         for i, ranked in enumerate(res["alternatives"]):  # one list per customer, not a 2-D array
             alternatives[i] = ranked
-        out.columns["alternatives"] = alternatives
+        extra = pd.DataFrame(
+            {
+                ACTION_COLUMN: res[ACTION_COLUMN],
+                VALUE_COLUMN: res[VALUE_COLUMN],
+                "alternatives": pd.Series(alternatives, dtype=object),
+            }
+        )  # in ``extra``, as when ``Scorer.score`` scores it: ``columns`` hold numbers only
+        out.extra = extra if out.extra is None else pd.concat([out.extra, extra], axis=1)
         if reasons > 0:
             out.reasons[name] = res["reasons"]
 

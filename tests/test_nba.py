@@ -462,10 +462,12 @@ def test_serving_scores_an_nba_bundle_from_its_matrix_exactly_as_nbamodel_score(
     frame = X.assign(customer_id=[f"c{i}" for i in range(len(X))])
     columns = ["customer_id", "noise", "x2", "x1"]  # the reader's column order, not the model's
     matrix = frame[columns[1:]].to_numpy(dtype=float)
-    got = FastScorer(columns[1:]).score(Scorer({"nba": model}), matrix, frame["customer_id"], 3, frame=frame)
+    fast = FastScorer(columns[1:])
+    got = fast.score(Scorer({"nba": model}), matrix, frame["customer_id"], 3, frame=frame)
     ref = model.score(frame, reasons=3)
-    nba = {**got.columns, **({} if got.extra is None else got.extra.to_dict("series"))}
-    assert (got.extra is None) == (learner != "s")
+    assert (fast._nba_index(model) is not None) == (learner != "s")
+    assert not got.columns  # the action and value go with the other non-numeric outputs
+    nba = got.extra.to_dict("series")
     assert list(nba["next_best_action"]) == ref["next_best_action"].tolist()
     np.testing.assert_array_equal(np.asarray(nba["nba_value"], dtype=float), ref["nba_value"].to_numpy())
     assert list(nba["alternatives"]) == ref["alternatives"].tolist()

@@ -94,10 +94,7 @@ def test_matrix_scorer_equals_scorer_score(world, scorer, customers):
         # reads one numeric matrix (tests/test_nba.py), else Scorer.score scores it (this world's
         # S-learner reads an action input)
         nba = ["next_best_action", "nba_value"]
-        on_matrix = scorer.models["nba"].matrix_inputs
-        extra = got.extra if got.extra is not None else pd.DataFrame(index=range(len(customers)))
-        both = {**{c: v.tolist() for c, v in got.columns.items()}, **extra.to_dict("list")}
-        assert (got.extra is None) == on_matrix
+        both = {**{c: v.tolist() for c, v in got.columns.items()}, **got.extra.to_dict("list")}
         assert both["next_best_action"] == ref.wide["next_best_action"].tolist()
         assert (
             both["nba_value"] == ref.wide["nba_value"].tolist() and both["alternatives"] == ref.alternatives
