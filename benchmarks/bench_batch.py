@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--reasons-sample", type=int, default=20_000)
     ap.add_argument("--full-reasons", action="store_true", help="reasons for all N rows (slow)")
     ap.add_argument("--chunk-rows", type=int, default=50_000)
+    ap.add_argument("--score-workers", type=int, default=2, help="batch.score_workers (chunks at once)")
     ap.add_argument("--reasons-method", choices=["tree_shap", "path"], default="tree_shap")
     ap.add_argument("--compiled-trees", action="store_true", help="training.compiled_trees (lleaves)")
     ap.add_argument("--json", type=Path)
@@ -77,7 +78,7 @@ def main() -> None:
     settings = Settings(
         data_dir=args.data_dir,
         mlruns_dir=args.mlruns_dir,
-        batch=BatchConfig(chunk_rows=args.chunk_rows),
+        batch=BatchConfig(chunk_rows=args.chunk_rows, score_workers=args.score_workers),
         training=TrainingConfig(reasons_method=args.reasons_method, compiled_trees=args.compiled_trees),
     )
     figures: dict[str, object] = {
@@ -85,6 +86,7 @@ def main() -> None:
         "reasons method": args.reasons_method,
         "compiled trees": args.compiled_trees,
         "threads": os.environ.get("OMP_NUM_THREADS", "all"),
+        "score workers": args.score_workers,
     }
     n = args.customers
     with PeakRss() as rss:
@@ -124,6 +126,7 @@ def main() -> None:
             features,
             reasons=0,
             chunk_rows=args.chunk_rows,
+            workers=args.score_workers,
         )
         figures["predict rows/s"] = round(n / figures["predict (all models, no reasons)"])
 
@@ -153,6 +156,7 @@ def main() -> None:
             sample,
             reasons=3,
             chunk_rows=args.chunk_rows,
+            workers=args.score_workers,
         )
         rate = k / figures[f"score with reasons ({k:,} rows)"]
         figures["score+reasons rows/s"] = round(rate)

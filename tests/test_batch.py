@@ -74,9 +74,11 @@ def test_score_writes_every_customer_with_versions_and_three_reasons_per_model(b
     assert set(saved[1]) == set(info.thresholds) and "p80(clv_365d)" in saved[1]
 
 
-def test_chunking_does_not_change_a_customers_scores(batch_world):
+def test_chunking_and_workers_do_not_change_a_customers_scores(batch_world):
+    from cli.settings import Settings
     from pipelines.batch.score import score_frame
     from pipelines.batch.snapshot import latest_features
+    from training.config import TrainingConfig
     from training.scoring import Scorer
 
     settings, _, _ = batch_world
@@ -85,6 +87,17 @@ def test_chunking_does_not_change_a_customers_scores(batch_world):
     whole = score_frame(scorer, features, reasons=1, chunk_rows=300)
     small = score_frame(scorer, features, reasons=1, chunk_rows=70)
     pd.testing.assert_frame_equal(whole, small)
+    parallel = score_frame(scorer, features, reasons=1, chunk_rows=70, workers=3)  # chunks on threads
+    pd.testing.assert_frame_equal(whole, parallel)
+    path = Scorer.load(
+        Settings(
+            data_dir=settings.data_dir,
+            mlruns_dir=settings.mlruns_dir,
+            training=TrainingConfig(reasons_method="path"),
+        )
+    )
+    one = score_frame(path, features, reasons=3, chunk_rows=40)
+    pd.testing.assert_frame_equal(one, score_frame(path, features, reasons=3, chunk_rows=40, workers=4))
 
 
 def test_batch_and_real_time_scores_and_segments_agree(batch_world):

@@ -60,6 +60,7 @@ def score(settings: BatchSettings, progress: Progress | None = None) -> RunInfo:
         snap.features,
         reasons=settings.training.reasons,
         chunk_rows=settings.batch.chunk_rows,
+        workers=settings.batch.score_workers,
         progress=progress,
     )
     t_scored = time.perf_counter()
