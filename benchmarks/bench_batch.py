@@ -3,7 +3,7 @@ segmented and exported, with the real trained champions of a world.
 
     .venv/bin/python benchmarks/bench_batch.py --data-dir DATA --mlruns-dir MLRUNS \
         --customers 1000000 [--reasons-sample 20000] [--full-reasons] \
-        [--reasons-method tree_shap|path] [--compiled-trees] [--json out.json]
+        [--reasons-method tree_shap|path] [--compiled-trees] [--score-workers 2] [--json out.json]
 
 A world of N generated customers takes long to build, so the feature frame is synthetic: rows of
 the world's latest snapshot (every customer's features, as `cip score` reads them), sampled with
@@ -11,7 +11,8 @@ replacement to N rows under new customer ids, with their traits and contacts sam
 made unique per row). Scores of a row depend only on its values, so the work per row is the real
 one. Steps, each timed, with peak RSS sampled:
 
-1. predict: ``Scorer.score(reasons=0)`` over the N rows in chunks (``batch.chunk_rows``);
+1. predict: ``Scorer.score(reasons=0)`` over the N rows in chunks (``batch.chunk_rows``,
+   ``--score-workers`` chunks at once on threads, as ``batch.score_workers``);
 2. reasons: ``Scorer.score(reasons=3)`` on ``--reasons-sample`` rows (or all N with
    ``--full-reasons``), per model: the contributions (``--reasons-method``: TreeSHAP, LightGBM's
    ``pred_contrib``, or path attribution) and the reason records;
