@@ -615,3 +615,32 @@ def test_next_best_action_columns_flow_into_audiences_and_exports_when_present()
     ((_, data, _, _),) = build_files(hook, ["nba_free_shipping"], members, scores, contact, cols)
     record = json.loads(data.decode())
     assert record["scores"]["next_best_action"] == "free_shipping" and record["scores"]["nba_value"] == 1.25
+
+
+def test_segment_input_refuses_a_customer_twice_and_keeps_only_what_rules_read():
+    from cip.errors import CipError
+    from pipelines.batch import membership as mb
+
+    scores = pd.DataFrame({KEY: ["a", "b"], "churn_probability": [0.1, 0.9], "reasons_churn": ["[]", "[]"]})
+    traits = pd.DataFrame({KEY: ["b", "a"], "recency_days": [3, 40], "tenure_days": [9, 9], "as_of": [1, 1]})
+    frame = mb.segment_input(scores, traits, {"churn_probability", "recency_days"})
+    assert list(frame.columns) == [KEY, "churn_probability", "recency_days"]
+    assert frame["recency_days"].tolist() == [40, 3]  # by customer id, not by row
+    with pytest.raises(CipError, match="customer b more than once"):
+        mb.segment_input(scores, pd.concat([traits, traits.iloc[[0]]]))
+
+
+def test_membership_diff_orders_by_segment_then_customer():
+    from pipelines.batch import membership as mb
+
+    before = pd.DataFrame({KEY: ["c2", "c1", "c3"], "segment": ["s_b", "s_a", "s_a"]})
+    now = pd.DataFrame({KEY: ["c1", "c9", "c2"], "segment": ["s_a", "s_a", "s_a"]})
+    out = mb.diff(before, now)
+    assert out.values.tolist() == [
+        ["c1", "s_a", "stay"],
+        ["c2", "s_a", "enter"],
+        ["c3", "s_a", "exit"],
+        ["c9", "s_a", "enter"],
+        ["c2", "s_b", "exit"],
+    ]
+    assert mb.diff(now.iloc[0:0], now)["change"].eq("enter").all()

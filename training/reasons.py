@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cip.text import number_text
 from features import catalog as cat
 
 #: Descriptions of model inputs that are not catalogue features.
@@ -83,18 +84,11 @@ def top_reasons_json(
             pc.take(head, idx),
             tokens[c],
             ',"contribution":',
-            _numbers(contrib[:, c]),
+            number_text(contrib[:, c], "null"),
             pc.take(tail, idx),
         ]
     parts.append("]")
     return pc.binary_join_element_wise(*parts, "").to_pylist()
-
-
-def _numbers(x: np.ndarray) -> pa.Array:
-    """Shortest round-trip text of each float; NaN and infinities as ``null``."""
-    x = np.asarray(x, dtype=float)
-    text = pc.cast(pa.array(x, mask=~np.isfinite(x)), pa.string())
-    return pc.fill_null(text, "null")
 
 
 def _value_tokens(values: pd.DataFrame, features: list[str], top: np.ndarray) -> list[pa.Array]:
@@ -112,7 +106,7 @@ def _value_tokens(values: pd.DataFrame, features: list[str], top: np.ndarray) ->
             other[rows, cols] = text[codes]  # code -1 (missing) takes the trailing "null"
     out = []
     for c in range(top.shape[1]):
-        tokens = _numbers(numbers[:, c])
+        tokens = number_text(numbers[:, c], "null")
         mask = other[:, c] != None  # noqa: E711 (element-wise)
         if mask.any():
             tokens = pc.if_else(pa.array(mask), pa.array(other[:, c], type=pa.string()), tokens)

@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cip.text import number_text
 from pipelines.batch.config import Destination
 
 KEY = "customer_id"
@@ -174,7 +175,7 @@ def _csv_column(column: pd.Series) -> pa.Array:
     text quoted where it must be."""
     if column.dtype.kind in "fiu":
         x = column.to_numpy(dtype=float, na_value=np.nan)
-        return pc.fill_null(pc.cast(pa.array(x, mask=~np.isfinite(x)), pa.large_string()), "")
+        return number_text(x, "", large=True)
     codes, uniques = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=True)
     cells = np.array([_csv_cell(_number(v)) for v in uniques] + [""], dtype=object)
     return _text(cells[codes].tolist())
@@ -227,8 +228,7 @@ def _json_column(column: pd.Series) -> pa.Array:
     text as JSON strings."""
     if column.dtype.kind in "fiu":
         x = column.to_numpy(dtype=float, na_value=np.nan)
-        text = pc.cast(pa.array(x, mask=~np.isfinite(x)), pa.large_string())
-        return pc.fill_null(text, "null")
+        return number_text(x, "null", large=True)
     codes, uniques = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=True)
     encoded = np.array([_dumps(_number(v)) for v in uniques] + ["null"], dtype=object)
     return pa.array(encoded[codes], type=pa.large_string())

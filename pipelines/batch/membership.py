@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from cip.errors import CipError
 from training.segments import SegmentBook
 
 KEY = "customer_id"
@@ -28,7 +29,11 @@ def segment_input(
     ]
     for name, frame in (("scores", scores), ("traits", traits)):
         if not frame[KEY].is_unique:
-            raise ValueError(f"{name} hold a customer more than once: one row per customer_id expected")
+            dup = frame.loc[frame[KEY].duplicated(), KEY].iloc[0]
+            raise CipError(
+                f"the {name} hold customer {dup} more than once (one row per customer_id expected)",
+                fix="rebuild them: `cip profiles` for traits, `cip score` for scores",
+            )
     picked = traits[[KEY, *extra]].set_index(KEY).reindex(scores[KEY].to_numpy())
     return pd.DataFrame(
         {
@@ -53,13 +58,13 @@ def diff(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
     # each (segment, customer) pair as one integer whose order is the pair's sort order
     ids, id_values = _sorted_codes(pd.concat([current[KEY], previous[KEY]], ignore_index=True))
     segs, seg_values = _sorted_codes(pd.concat([current["segment"], previous["segment"]], ignore_index=True))
-    pair = segs * max(len(id_values), 1) + ids
+    n_ids = max(len(id_values), 1)
+    pair = segs * n_ids + ids
     now, before = _unique(pair[: len(current)]), _unique(pair[len(current) :])
     pairs = _unique(np.concatenate([now, before]))
     in_now = np.isin(pairs, now, assume_unique=True)
     in_before = np.isin(pairs, before, assume_unique=True)
     change = np.where(in_now & in_before, "stay", np.where(in_now, "enter", "exit")).astype(object)
-    n_ids = max(len(id_values), 1)
     return pd.DataFrame(
         {
             KEY: np.asarray(id_values, dtype=object)[pairs % n_ids],
@@ -72,6 +77,11 @@ def diff(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
 def _sorted_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes whose order is the values' sort order, and the sorted distinct values."""
     codes, uniques = pd.factorize(values)
+    if (codes < 0).any():
+        raise CipError(
+            f"a segment membership has no {values.name or 'value'}",
+            fix="every membership row needs a customer_id and a segment: re-run `cip score`",
+        )
     uniques = np.asarray(uniques, dtype=object)
     order = np.argsort(uniques, kind="stable")
     rank = np.empty(len(order), dtype=np.int64)
