@@ -53,6 +53,8 @@ COLUMN_MAP = {
     "date_of_birth": "birth_date",
     "suburb": "city",
 }
+#: FEBRL's social-security number: the CRM contract's optional national id (tax number, SSN, ...).
+NATIONAL_ID_MAP = {"soc_sec_id": "national_id"}
 
 
 def febrl_frame(name: str) -> pd.DataFrame:
@@ -68,8 +70,9 @@ def febrl_frame(name: str) -> pd.DataFrame:
     return df.reset_index()
 
 
-def write_export(df: pd.DataFrame, raw: Path) -> None:
-    """The CRM export as a company would hand it over: FEBRL's headers, one street line."""
+def write_export(df: pd.DataFrame, raw: Path, national_id: bool = True) -> None:
+    """The CRM export as a company would hand it over: FEBRL's headers, one street line; without
+    ``national_id`` the export lacks the social-security column (names, dates, addresses only)."""
     out = df.copy()
     number = out["street_number"].fillna("").astype(str).str.strip()
     out["street"] = (number + " " + out["address_1"].fillna("").astype(str)).str.strip()
@@ -86,7 +89,7 @@ def write_export(df: pd.DataFrame, raw: Path) -> None:
         "postcode",
         "state",
         "country",
-    ]
+    ] + (["soc_sec_id"] if national_id else [])
     raw.mkdir(parents=True, exist_ok=True)
     out[[*cols, "created_at", "updated_at"]].to_csv(raw / "crm_customers.csv", index=False)
 
@@ -123,14 +126,17 @@ def score(assign: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def run(name: str, strong_off: bool = False, workdir: Path | None = None) -> dict[str, Any]:
+def run(
+    name: str, strong_off: bool = False, workdir: Path | None = None, national_id: bool = True
+) -> dict[str, Any]:
     df = febrl_frame(name)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         root = Path(tmp)
-        write_export(df, root / "export")
+        write_export(df, root / "export", national_id=national_id)
         identity: dict[str, Any] = {"strong_match_probability": None} if strong_off else {}
+        column_map = COLUMN_MAP | (NATIONAL_ID_MAP if national_id else {})
         settings = Settings(
-            data_dir=root / "data", ingest={"column_map": {"crm_customers": COLUMN_MAP}}, identity=identity
+            data_dir=root / "data", ingest={"column_map": {"crm_customers": column_map}}, identity=identity
         )
         t0 = time.perf_counter()
         report = ingest_run(settings, root / "export", now=datetime.now(UTC))
@@ -146,7 +152,11 @@ def run(name: str, strong_off: bool = False, workdir: Path | None = None) -> dic
             {"record_id": crm["node"].str.removeprefix("crm_id:"), "customer_id": crm["customer_id"]}
         )
         assign["person"] = assign["record_id"].map(truth_of)
-        out = {"dataset": name, "guards": "before issue 17 (no strong evidence)" if strong_off else "default"}
+        out = {
+            "dataset": name,
+            "guards": "before issue 17 (no strong evidence)" if strong_off else "default",
+            "national_id": national_id,
+        }
         out.update(score(assign))
         pairs = lake.read("identity_match_pairs") if lake.has("identity_match_pairs") else pd.DataFrame()
         found = {
@@ -172,7 +182,8 @@ def run(name: str, strong_off: bool = False, workdir: Path | None = None) -> dic
 def _print(r: dict[str, Any]) -> None:
     pw, cl, sp = r["pairwise"], r["cluster"], r["splink_pairs_only"]
     print(
-        f"\n{r['dataset']} ({r['guards']}): {r['records']} records, {r['persons']} persons -> {r['customers']} customers; "
+        f"\n{r['dataset']} ({r['guards']}, national id {'mapped' if r['national_id'] else 'left out'}): "
+        f"{r['records']} records, {r['persons']} persons -> {r['customers']} customers; "
         f"quarantined {r['rows_quarantined']}"
     )
     print(f"  pairwise  P {pw['precision']:.4f}  R {pw['recall']:.4f}  F1 {pw['f1']:.4f}")
@@ -193,13 +204,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--strong-off", action="store_true", help="no strong evidence: the guards before issue 17"
     )
+    parser.add_argument(
+        "--without-national-id",
+        action="store_true",
+        help="leave FEBRL's soc_sec_id out of the export: names, birth dates and addresses only",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     os.environ.pop("CIP_CONFIG", None)
     names = ["febrl1", "febrl4"] if args.dataset == "all" else [args.dataset]
     results = []
     for name in names:
-        results.append(run(name, strong_off=args.strong_off))
+        results.append(run(name, strong_off=args.strong_off, national_id=not args.without_national_id))
         _print(results[-1])
     if args.json:
         args.json.write_text(json.dumps({"results": results}, indent=2), encoding="utf-8")

@@ -128,6 +128,7 @@ CRM_CUSTOMERS = Contract(
         Field("postcode"),
         Field("country", "enum", required=True, values=COUNTRIES),
         Field("loyalty_id"),
+        Field("national_id"),
         Field("signup_channel", "enum", values=("store", "web", "app")),
         Field("created_at", "timestamp", required=True),
         Field("updated_at", "timestamp", required=True),

@@ -205,7 +205,13 @@ def test_explain_pair_labels_levels():
 def test_default_crm_config():
     config = default_crm_config()
     # postcode blocks but is not compared: with street and city it would count one address twice
-    assert list(config.comparisons) == [r for r in STANDARD_ROLES if r != "postcode"] + ["phone", "email_key"]
+    assert list(config.comparisons) == [r for r in STANDARD_ROLES if r != "postcode"] + [
+        "phone",
+        "email_key",
+        "national_id",
+    ]
+    assert ["national_id"] in config.blocking_rules
+    assert config.effective_key_roles == {"national_id": "near"}
     assert ["last_name", "postcode"] in config.blocking_rules
     assert config.effective_veto_roles == ["birth_date", "phone"]
     assert config.link_type == "dedupe_only" and config.match_threshold == 0.9
@@ -312,6 +318,11 @@ def test_veto_exemptions_are_checked():
         MatchingConfig(veto_exemptions={"birth_date": {"postcode": "exact"}})
     with pytest.raises(ValueError, match="identity_roles: 'postcode' is not compared"):
         MatchingConfig(identity_roles=["postcode"])
+    with pytest.raises(ValueError, match="key_roles: 'postcode' is not compared"):
+        MatchingConfig(key_roles={"postcode": "exact"})
+    assert MatchingConfig(key_roles={}).effective_key_roles == {}
+    # national id levels: else 0, two edits 1, one edit 2, exact 3; 'near' agrees from one edit up
+    assert default_crm_config().key_gamma("national_id") == 2
 
 
 def test_agreement_gammas_leave_out_differs_and_low_similarity():

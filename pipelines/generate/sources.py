@@ -16,7 +16,8 @@ from pipelines.generate.config import CHANNELS, CURRENCIES, OFFERS
 from pipelines.generate.writers import sql_list, store_columns
 
 #: Column order of each raw file: read from the source contracts (declared once, in cip/contracts.py).
-CRM_COLUMNS = tuple(f.name for f in CRM_CUSTOMERS.fields)
+#: A retailer's CRM rarely holds a national id: the generated export leaves that optional column out.
+CRM_COLUMNS = tuple(f.name for f in CRM_CUSTOMERS.fields if f.name != "national_id")
 POS_COLUMNS = tuple(f.name for f in POS_TRANSACTIONS.fields)
 EMAIL_COLUMNS = tuple(f.name for f in EMAIL_EVENTS.fields)
 EXPOSURE_COLUMNS = tuple(f.name for f in CAMPAIGN_EXPOSURES.fields)

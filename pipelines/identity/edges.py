@@ -71,11 +71,14 @@ def deterministic_edges(con: duckdb.DuckDBPyConnection, tables: set[str]) -> pd.
 
 
 def crm_match_records(con: duckdb.DuckDBPyConnection, shared_above: int = 3) -> pd.DataFrame:
-    """CRM accounts renamed to the matcher's roles (ASCII-folded, lower-case), plus the phone and a
-    canonical e-mail key (``+tags`` dropped; Gmail dots dropped, as Gmail ignores them). Phones and
-    keys found on more than ``shared_above`` accounts (store phones, placeholders) are blanked."""
+    """CRM accounts renamed to the matcher's roles (ASCII-folded, lower-case), plus the phone, a
+    canonical e-mail key (``+tags`` dropped; Gmail dots dropped, as Gmail ignores them) and the
+    national id. Values found on more than ``shared_above`` accounts (store phones, placeholders
+    such as ``000000000``) are blanked."""
+    columns = {row[0] for row in con.sql("DESCRIBE crm_customers").fetchall()}
+    national_id = "national_id" if "national_id" in columns else "NULL::VARCHAR"  # lakes before the field
     records = con.sql(
-        r"""SELECT crm_id AS record_id,
+        rf"""SELECT crm_id AS record_id,
                   first_name_key AS first_name,
                   last_name_key AS last_name,
                   strftime(birth_date, '%Y-%m-%d') AS birth_date,
@@ -87,12 +90,16 @@ def crm_match_records(con: duckdb.DuckDBPyConnection, shared_above: int = 3) -> 
                     CASE WHEN split_part(email, '@', 2) IN ('gmail.com', 'googlemail.com')
                          THEN replace(regexp_replace(split_part(email, '@', 1), '\+.*$', ''), '.', '') || '@gmail.com'
                          ELSE regexp_replace(split_part(email, '@', 1), '\+.*$', '') || '@' || split_part(email, '@', 2)
-                    END END AS email_key
+                    END END AS email_key,
+                  {national_id} AS national_id
            FROM crm_customers ORDER BY crm_id"""
     ).df()
-    for col in ("phone", "email_key"):  # a value on many accounts (store phone, test@...) says nothing
+    # A value on many accounts (store phone, test@..., a 000000000 national id) says nothing; a
+    # person's own national id legitimately sits on each of their records (re-registrations).
+    limits = {"phone": shared_above, "email_key": shared_above, "national_id": max(shared_above, 10)}
+    for col, limit in limits.items():
         counts = records[col].map(records[col].value_counts())
-        records.loc[counts > shared_above, col] = None
+        records.loc[counts > limit, col] = None
     return records
 
 
@@ -101,13 +108,16 @@ def probabilistic_edges(
 ) -> pd.DataFrame:
     """Matched CRM record pairs → ``probabilistic`` edges carrying their match probability, and
     ``contradicted``: one of ``strong_roles`` speaks against the match (its match weight is
-    negative: the values differ beyond a typo), so the resolver does not take it as strong evidence."""
+    negative: the values differ beyond a typo) and no personal key agrees (``key_agrees``), so the
+    resolver does not take it as strong evidence."""
     if pairs.empty:
         return pd.DataFrame(columns=[*EDGE_COLUMNS, "contradicted"])
     contradicted = pd.Series(False, index=pairs.index)
     for role in strong_roles:
         if f"mw_{role}" in pairs:
             contradicted |= pairs[f"mw_{role}"].fillna(0.0) < 0
+    if "key_agrees" in pairs:  # an agreeing national id outweighs a re-keyed name or birth date
+        contradicted &= ~pairs["key_agrees"].fillna(False).astype(bool)
     return pd.DataFrame(
         {
             "src": "crm_id:" + pairs["record_id_l"].astype(str),

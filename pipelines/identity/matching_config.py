@@ -213,6 +213,8 @@ def _default_comparisons() -> dict[str, ComparisonConfig]:
         "city": ComparisonConfig(kind="address", term_frequency_adjustments=True),
         "phone": ComparisonConfig(kind="exact"),
         "email_key": ComparisonConfig(kind="exact"),
+        # a national id / tax number (SSN, DNI, CPF, ...): exact / one edit / two edits / differs
+        "national_id": ComparisonConfig(kind="levenshtein"),
     }
 
 
@@ -223,10 +225,11 @@ class MatchingConfig(BaseModel):
 
     link_type: LinkType = "dedupe_only"
     extra_columns: list[str] = Field(
-        default_factory=lambda: ["phone", "email_key"],
-        description="Additional (identifier-like) columns usable as roles, e.g. soc_sec_id. The CRM default "
-        "compares E.164 phones and a canonical e-mail key: two different numbers or addresses are strong "
-        "evidence of two people (household members share surname and address, not their mobiles).",
+        default_factory=lambda: ["phone", "email_key", "national_id"],
+        description="Additional (identifier-like) columns usable as roles. The CRM default compares E.164 "
+        "phones, a canonical e-mail key and the national id (tax number, SSN) when the export has one: two "
+        "different numbers or addresses are strong evidence of two people (household members share surname "
+        "and address, not their mobiles or national ids).",
     )
     comparisons: dict[str, ComparisonConfig] = Field(
         default_factory=_default_comparisons,
@@ -243,6 +246,7 @@ class MatchingConfig(BaseModel):
             ["first_name", "postcode"],
             ["first_name", "street"],
             ["last_name", "street"],
+            ["national_id"],
         ],
         description="Candidate pairs: records agreeing exactly on all roles of ANY rule.",
     )
@@ -289,6 +293,16 @@ class MatchingConfig(BaseModel):
         "'differs'). Surname, address and a shared landline describe a household, not a person: "
         "without a first name or a birth date that agree, they never link two records. Default: "
         "first_name and birth_date, those compared; [] switches the rule off.",
+    )
+    key_roles: dict[str, Agreement] | None = Field(
+        default=None,
+        description="Personal keys no two people share (a national id, a tax number): when one agrees "
+        "('exact', or 'near' = exact or one edit), it lifts every veto and satisfies identity_roles, and a "
+        "strong pair it supports is not 'contradicted' by a differing name or birth date; Fellegi-Sunter "
+        "still weighs the pair against the threshold. A record whose first name and birth date were both "
+        "re-keyed is then still its person's record. A differing key is not a veto by default (it counts "
+        "against the pair by its trained weight); where ids are reliable, add it to veto_roles. "
+        "Default: national_id near, if compared; {} = none.",
     )
     match_threshold: float = Field(
         default=0.9, description="Match probability at or above which a pair links."
@@ -382,6 +396,9 @@ class MatchingConfig(BaseModel):
                 raise ValueError(
                     f"veto_exemptions.{role}: {sorted(lifters)} must name one or more other compared roles"
                 )
+        for role in self.key_roles or {}:
+            if role not in self.comparisons:
+                raise ValueError(f"key_roles: '{role}' is not compared (add it to comparisons)")
         if not self.blocking_rules:
             raise ValueError("blocking_rules must contain at least one rule")
         if not self.training_blocking_rules:
@@ -422,6 +439,21 @@ class MatchingConfig(BaseModel):
         if self.identity_roles is not None:
             return list(self.identity_roles)
         return [r for r in ("first_name", "birth_date") if r in self.comparisons]
+
+    @property
+    def effective_key_roles(self) -> dict[str, Agreement]:
+        if self.key_roles is not None:
+            return dict(self.key_roles)
+        return {"national_id": "near"} if "national_id" in self.comparisons else {}
+
+    def agreement_floor(self, role: str, how: Agreement) -> int:
+        """Lowest comparison level (gamma) at which ``role`` agrees ``how``: 'exact' is the top level,
+        'near' also the first similarity level below it."""
+        return max(self.comparisons[role].exact_gamma - (1 if how == "near" else 0), 1)
+
+    def key_gamma(self, role: str) -> int:
+        """Lowest comparison level (gamma) at which key ``role`` agrees (see key_roles)."""
+        return self.agreement_floor(role, self.effective_key_roles[role])
 
     def agreement_gammas(self, role: str) -> list[int]:
         """Comparison levels (gamma values) at which ``role`` positively agrees (see identity_roles)."""

@@ -75,9 +75,12 @@ def match_crm_records(
         return pd.DataFrame(columns=["record_id_l", "record_id_r", "match_probability"])
     config = settings.matching
     path = model_path(settings)
-    if path.exists() and not retrain:
-        model = probabilistic.load_model(path)
-    else:
+    model = probabilistic.load_model(path) if path.exists() and not retrain else None
+    if (
+        model is None
+        or model.get(probabilistic.META_KEY, {}).get("config_fingerprint") != config.fingerprint()
+    ):
+        # first run, `--retrain`, or the matching settings changed since the model was trained
         model = probabilistic.train(records, config)
         path.parent.mkdir(parents=True, exist_ok=True)
         probabilistic.save_model(model, path)

@@ -412,7 +412,8 @@ def predict(
     ``source_dataset_l``/``_r``, the 0-based index of the input DataFrame, when
     linking), ``match_probability``, ``match_weight``, and per compared role
     ``gamma_<role>`` (comparison level, -1 = missing), ``mw_<role>`` (match weight
-    including any term-frequency adjustment), ``bf_<role>`` (= 2 ** mw_<role>).
+    including any term-frequency adjustment), ``bf_<role>`` (= 2 ** mw_<role>), and
+    ``key_agrees`` (one of ``config.effective_key_roles`` agrees: the vetoes were lifted).
     ``match_weight = prior_match_weight(model) + sum(mw_<role>)``. With
     ``retain_values`` the compared values ``<role>_l``/``<role>_r`` are included.
     """
@@ -443,17 +444,23 @@ def predict(
         (["source_dataset_l", "source_dataset_r"] if config.link_type != "dedupe_only" else [])
         + [f"{RECORD_ID}_l", f"{RECORD_ID}_r"]
     )
-    clauses = [_veto_clause(config, role) for role in config.effective_veto_roles]
-    if config.effective_identity_roles:
+    clauses = [_veto_clause(config, role) for role in config.effective_veto_roles if role in roles]
+    identity = [r for r in config.effective_identity_roles if r in roles]
+    if identity:
         clauses.append(
             "("
             + " or ".join(
-                f"gamma_{r} in ({', '.join(map(str, config.agreement_gammas(r)))})"
-                for r in config.effective_identity_roles
+                f"gamma_{r} in ({', '.join(map(str, config.agreement_gammas(r)))})" for r in identity
             )
             + ")"
         )
+    keys = " or ".join(
+        f"gamma_{r} >= {config.key_gamma(r)}" for r in config.effective_key_roles if r in roles
+    )
+    cols.append(f"({keys or 'false'}) as key_agrees")
     veto = " and ".join(clauses)
+    if veto and keys:  # an agreeing personal key lifts every veto and satisfies identity_roles
+        veto = f"({keys}) or ({veto})"
     where = f" where {veto}" if veto else ""
     sql = f"select {', '.join(cols)} from {pred.physical_name}{where} order by {order}"
     out = linker.misc.query_sql(sql, output_type="pandas")
@@ -466,10 +473,7 @@ def _veto_clause(config: MatchingConfig, role: str) -> str:
     clause = f"gamma_{role} not in ({', '.join(str(g) for g in config.veto_gammas(role))})"
     lifters = config.effective_veto_exemptions.get(role)
     if lifters:
-        agree = " and ".join(
-            f"gamma_{r} >= {max(config.comparisons[r].exact_gamma - (1 if how == 'near' else 0), 1)}"
-            for r, how in lifters.items()
-        )
+        agree = " and ".join(f"gamma_{r} >= {config.agreement_floor(r, how)}" for r, how in lifters.items())
         clause = f"({clause} or ({agree}))"
     return clause
 

@@ -119,7 +119,9 @@ def crm_customers(con: duckdb.DuckDBPyConnection, ctx: Context) -> dict[str, str
                bd.value AS birth_date, o.v_birth_date AS birth_date_raw,
                (o.v_birth_date IS NOT NULL AND bd.value IS NULL) AS birth_date_invalid,
                st.value AS street, ct.value AS city, pc.value AS postcode, upper(o.v_country) AS country,
-               upper(o.v_loyalty_id) AS loyalty_id, o.v_signup_channel AS signup_channel,
+               upper(o.v_loyalty_id) AS loyalty_id,
+               nullif(upper(regexp_replace(o.v_national_id, '[^0-9A-Za-z]', '', 'g')), '') AS national_id,
+               o.v_signup_channel AS signup_channel,
                o.p_created_at AS created_at, o.p_updated_at AS updated_at,
                ce.value::BOOLEAN AS consent_email, cs.value::BOOLEAN AS consent_sms, cp.value::BOOLEAN AS consent_profiling,
                o._row
