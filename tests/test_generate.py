@@ -165,7 +165,8 @@ def _doc_columns() -> dict[str, list[str]]:
             continue
         if line.startswith("## "):
             current = None
-        if current and line.startswith("|") and not line.startswith("|---"):
+        generated = "The generator does not write it" not in line  # optional columns of real exports
+        if current and generated and line.startswith("|") and not line.startswith("|---"):
             first = line.split("|")[1].strip()
             if first not in ("column",):
                 cols[current].extend(c.strip() for c in first.split(","))

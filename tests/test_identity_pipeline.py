@@ -3,6 +3,7 @@ not chain people, explanations, reversible merges and stable ids across runs."""
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -158,7 +159,8 @@ def test_same_full_name_lifts_the_birth_date_veto_a_household_member_does_not(re
     """A record copied with a wholly different birth date (a data-entry error) is not vetoed when the
     full name and address agree (Fellegi-Sunter then weighs it); with another first name (a household
     member) the veto holds; with ``veto_exemptions: {}`` it is absolute again. A member with no birth
-    date is refused by ``identity_roles`` (neither first name nor birth date agrees)."""
+    date is refused by ``identity_roles`` (neither first name nor birth date agrees) and by the
+    first-name veto."""
     from pipelines.identity import probabilistic
     from pipelines.identity.edges import crm_match_records
     from pipelines.identity.matching_config import MatchingConfig
@@ -192,9 +194,71 @@ def test_same_full_name_lifts_the_birth_date_veto_a_household_member_does_not(re
 
     default = linked(settings.matching)
     assert "X-typo" in default and "X-member" not in default and "X-landline" not in default
-    assert "X-landline" in linked(settings.matching.model_copy(update={"identity_roles": []}))
+    # two guards hold the landline member, each on its own: identity_roles and the first-name veto
+    assert "X-landline" not in linked(settings.matching.model_copy(update={"identity_roles": []}))
+    no_first_name_veto = {"veto_roles": ["birth_date", "phone"]}
+    assert "X-landline" not in linked(settings.matching.model_copy(update=no_first_name_veto))
+    assert "X-landline" in linked(
+        settings.matching.model_copy(update={"identity_roles": [], **no_first_name_veto})
+    )
     absolute = linked(settings.matching.model_copy(update={"veto_exemptions": {}}))
     assert "X-typo" not in absolute
+
+
+def test_namesakes_and_lookalikes_need_more_than_a_name(resolved_world):
+    """Guards found on the 200k world's over-merges: a namesake without a birth date in another street
+    of the same city needs the address or a contact to corroborate it; a lookalike first name (Jaro-
+    Winkler 0.7-0.88) with a birth date 'within a year' is no agreement (the model weighs that level
+    against a match). Where the trained model says fields get re-keyed (``guard_max_m`` below every
+    m), the guards give way to Fellegi-Sunter alone."""
+    import duckdb
+
+    from pipelines.identity import probabilistic
+    from pipelines.identity.edges import crm_match_records
+    from pipelines.identity.pipeline import model_path
+
+    settings, _ = resolved_world
+    lake = Lake(settings.lake_dir)
+    records = crm_match_records(lake.connect(["crm_customers"]))
+    base = records.dropna(subset=["first_name", "last_name", "birth_date", "street", "city"]).iloc[0]
+    namesake = base.copy()
+    namesake["record_id"], namesake["birth_date"], namesake["street"] = "X-namesake", None, "999 zzyzx road"
+    namesake["phone"] = namesake["email_key"] = None
+    first = str(base["first_name"])
+    candidates = [first[:-k] + "qxz"[:k] for k in (1, 2, 3)] + [first[:2] + "zzzz"]
+    jw = duckdb.sql(
+        "SELECT c, jaro_winkler_similarity(?, c) AS s FROM unnest(?) t(c)", params=[first, candidates]
+    ).fetchall()
+    lookalike_name = next(c for c, sim in jw if 0.7 <= sim < 0.88)
+    lookalike = base.copy()
+    lookalike["record_id"], lookalike["first_name"] = "X-lookalike", lookalike_name
+    day = pd.Timestamp(base["birth_date"]) + pd.Timedelta(days=200)
+    lookalike["birth_date"] = day.strftime("%Y-%m-%d")
+    probe = pd.concat([records, pd.DataFrame([namesake, lookalike])], ignore_index=True)
+    model = probabilistic.load_model(model_path(settings))
+
+    def linked(model: dict = model, **update: object) -> set[str]:
+        config = settings.matching.model_copy(update=update)
+        pairs = probabilistic.predict(probe, model, config, threshold=0)
+        ends = pairs[
+            (pairs["record_id_l"] == base["record_id"]) | (pairs["record_id_r"] == base["record_id"])
+        ]
+        return set(ends["record_id_l"]) | set(ends["record_id_r"])
+
+    default = linked()
+    assert "X-namesake" not in default and "X-lookalike" not in default
+    assert "X-namesake" in linked(corroborate_missing={})
+    assert "X-lookalike" in linked(identity_roles=[])
+    # a model that learned that a person's records often differ on every field (FEBRL-like re-keying)
+    # relaxes every guard; one that saw too few matches (GUARD_MIN_MATCHES) relaxes none
+    rekeyed = copy.deepcopy(model)
+    for comparison in rekeyed["comparisons"]:
+        [lvl for lvl in comparison["comparison_levels"] if not lvl.get("is_null_level")][-1][
+            "m_probability"
+        ] = 0.1
+    assert {"X-namesake", "X-lookalike"} <= linked(rekeyed)
+    rekeyed["probability_two_random_records_match"] = 1e-9
+    assert not {"X-namesake", "X-lookalike"} & linked(rekeyed)
 
 
 def test_birth_date_veto_keeps_household_members_apart(resolved_world, lake):

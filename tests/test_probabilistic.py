@@ -213,7 +213,11 @@ def test_default_crm_config():
     assert ["national_id"] in config.blocking_rules
     assert config.effective_key_roles == {"national_id": "near"}
     assert ["last_name", "postcode"] in config.blocking_rules
-    assert config.effective_veto_roles == ["birth_date", "phone"]
+    assert config.effective_veto_roles == ["first_name", "birth_date", "phone"]
+    assert config.effective_corroborate_missing == {
+        "birth_date": [["street", "city"], ["email_key"], ["phone"]]
+    }
+    assert config.guard_max_m == 0.025
     assert config.link_type == "dedupe_only" and config.match_threshold == 0.9
     assert ["birth_date"] in config.blocking_rules
     assert config.comparisons["first_name"].tf_adjustments
@@ -308,7 +312,7 @@ def test_exact_gamma_is_the_top_splink_level(cc):
 
 def test_veto_exemptions_are_checked():
     assert default_crm_config().effective_veto_exemptions == {
-        "birth_date": {"first_name": "exact", "last_name": "exact", "street": "near", "city": "near"}
+        "birth_date": {"first_name": "exact", "last_name": "exact", "street": "exact", "city": "near"}
     }
     assert default_crm_config().effective_identity_roles == ["first_name", "birth_date"]
     assert MatchingConfig(veto_exemptions={}).effective_veto_exemptions == {}
@@ -318,6 +322,10 @@ def test_veto_exemptions_are_checked():
         MatchingConfig(veto_exemptions={"birth_date": {"postcode": "exact"}})
     with pytest.raises(ValueError, match="identity_roles: 'postcode' is not compared"):
         MatchingConfig(identity_roles=["postcode"])
+    with pytest.raises(ValueError, match="corroborate_missing: 'postcode' is not compared"):
+        MatchingConfig(corroborate_missing={"postcode": [["street"]]})
+    with pytest.raises(ValueError, match="must be non-empty groups of other compared roles"):
+        MatchingConfig(corroborate_missing={"birth_date": [["birth_date"]]})
     with pytest.raises(ValueError, match="key_roles: 'postcode' is not compared"):
         MatchingConfig(key_roles={"postcode": "exact"})
     assert MatchingConfig(key_roles={}).effective_key_roles == {}

@@ -69,10 +69,11 @@ def add_never_link(settings: IdentitySettings, a: str, b: str, reason: str) -> p
 
 def match_crm_records(
     settings: IdentitySettings, records: pd.DataFrame, retrain: bool = False
-) -> pd.DataFrame:
-    """Splink pairs above the identity threshold for CRM accounts (model trained once, reused)."""
+) -> tuple[pd.DataFrame, set[str]]:
+    """Splink pairs above the identity threshold for CRM accounts (model trained once, reused), and
+    the roles on which the model says a person's records agree (only those may contradict a pair)."""
     if len(records) < 2:
-        return pd.DataFrame(columns=["record_id_l", "record_id_r", "match_probability"])
+        return pd.DataFrame(columns=["record_id_l", "record_id_r", "match_probability"]), set()
     config = settings.matching
     path = model_path(settings)
     model = probabilistic.load_model(path) if path.exists() and not retrain else None
@@ -84,7 +85,8 @@ def match_crm_records(
         model = probabilistic.train(records, config)
         path.parent.mkdir(parents=True, exist_ok=True)
         probabilistic.save_model(model, path)
-    return probabilistic.predict(records, model, config, threshold=settings.identity.probabilistic_threshold)
+    pairs = probabilistic.predict(records, model, config, threshold=settings.identity.probabilistic_threshold)
+    return pairs, probabilistic.reliable_roles(config, model)
 
 
 def run(
@@ -103,13 +105,13 @@ def run(
     live = link_edges(settings)  # identifiers the real-time service linked (identify/alias) or met first
     if len(live):
         det = pd.concat([det, live], ignore_index=True).drop_duplicates(["src", "dst", "edge_type"])
-    pairs = pd.DataFrame()
+    pairs, reliable = pd.DataFrame(), set()
     if "crm_customers" in tables:
         step("probabilistic matching (Splink)", 1, 4)
-        pairs = match_crm_records(settings, edge_nodes.crm_match_records(con), retrain=retrain)
-    prob = edge_nodes.probabilistic_edges(
-        pairs, pd.Timestamp(datetime.now(UTC)), settings.identity.strong_match_roles
-    )
+        pairs, reliable = match_crm_records(settings, edge_nodes.crm_match_records(con), retrain=retrain)
+    # a role the data re-keys within one person (FEBRL's first names) does not contradict a strong pair
+    strong_roles = [r for r in settings.identity.strong_match_roles if r in reliable]
+    prob = edge_nodes.probabilistic_edges(pairs, pd.Timestamp(datetime.now(UTC)), strong_roles)
     all_edges = pd.concat([det, prob], ignore_index=True) if len(prob) else det
     all_edges["contradicted"] = all_edges.get("contradicted", pd.Series(False, index=all_edges.index))
     all_edges["contradicted"] = all_edges["contradicted"].astype("boolean").fillna(False).astype(bool)

@@ -444,16 +444,7 @@ def predict(
         (["source_dataset_l", "source_dataset_r"] if config.link_type != "dedupe_only" else [])
         + [f"{RECORD_ID}_l", f"{RECORD_ID}_r"]
     )
-    clauses = [_veto_clause(config, role) for role in config.effective_veto_roles if role in roles]
-    identity = [r for r in config.effective_identity_roles if r in roles]
-    if identity:
-        clauses.append(
-            "("
-            + " or ".join(
-                f"gamma_{r} in ({', '.join(map(str, config.agreement_gammas(r)))})" for r in identity
-            )
-            + ")"
-        )
+    clauses = _guard_clauses(config, model, roles)
     keys = " or ".join(
         f"gamma_{r} >= {config.key_gamma(r)}" for r in config.effective_key_roles if r in roles
     )
@@ -465,6 +456,73 @@ def predict(
     sql = f"select {', '.join(cols)} from {pred.physical_name}{where} order by {order}"
     out = linker.misc.query_sql(sql, output_type="pandas")
     pred.drop_table_from_database_and_remove_from_cache()
+    return out
+
+
+#: Matching pairs (expected: prior x candidate pairs) a model must have learned from before its
+#: m-probabilities may relax a guard (``MatchingConfig.guard_max_m``); small exports keep them all.
+GUARD_MIN_MATCHES = 200
+
+
+def _guard_clauses(config: MatchingConfig, model: Mapping[str, Any], roles: Sequence[str]) -> list[str]:
+    """SQL conditions a pair must meet besides the threshold: the vetoes, ``identity_roles`` and
+    ``corroborate_missing``. Each assumes that a person's records agree on a role; it holds only
+    where the trained model confirms that (the role's 'differs' level has m < ``guard_max_m``)."""
+    reliable = reliable_roles(config, model) & set(roles)
+    clauses = [_veto_clause(config, role) for role in config.effective_veto_roles if role in reliable]
+    for_match = _levels_for_a_match(model)
+
+    def agrees(role: str) -> str:
+        levels = [g for g in config.agreement_gammas(role) if g in for_match[role]]
+        return f"gamma_{role} in ({', '.join(map(str, levels or [-2]))})"
+
+    identity = [r for r in config.effective_identity_roles if r in roles]
+    if identity and all(r in reliable for r in identity):
+        clauses.append("(" + " or ".join(agrees(r) for r in identity) + ")")
+    for role, groups in config.effective_corroborate_missing.items():
+        groups = [g for g in ([r for r in group if r in roles] for group in groups) if g]
+        if role in reliable and groups:
+            corroborated = " or ".join(
+                "("
+                + " and ".join(f"({agrees(r)} or gamma_{r} = -1)" for r in g)
+                + f" and not ({' and '.join(f'gamma_{r} = -1' for r in g)}))"
+                for g in groups
+            )
+            clauses.append(f"(gamma_{role} != -1 or {corroborated})")
+    return clauses
+
+
+def reliable_roles(config: MatchingConfig, model: Mapping[str, Any]) -> set[str]:
+    """Roles on which the trained model says a person's records (almost) never differ. A model that
+    saw fewer than :data:`GUARD_MIN_MATCHES` expected matching pairs relaxes no guard."""
+    meta = model.get(META_KEY, {})
+    sizes = meta.get("n_records") or []
+    expected = float(model["probability_two_random_records_match"]) * _total_pairs(sizes, config.link_type)
+    roles = _model_roles(model)
+    if config.guard_max_m is None or expected < GUARD_MIN_MATCHES:
+        return set(roles)
+    out = set()
+    for comparison in model["comparisons"]:
+        role = comparison["output_column_name"]
+        differs = [lvl for lvl in comparison["comparison_levels"] if not lvl.get("is_null_level")][-1]
+        m = differs.get("m_probability")
+        if m is None or m < config.guard_max_m:
+            out.add(role)
+    return out
+
+
+def _levels_for_a_match(model: Mapping[str, Any]) -> dict[str, set[int]]:
+    """role -> comparison levels (gamma) the trained model weighs as evidence for a match (m > u); a
+    level never seen in training (no m) is not counted."""
+    out: dict[str, set[int]] = {}
+    for comparison in model["comparisons"]:
+        levels = [lvl for lvl in comparison["comparison_levels"] if not lvl.get("is_null_level")]
+        out[comparison["output_column_name"]] = {
+            len(levels) - 1 - i
+            for i, lvl in enumerate(levels)
+            if lvl.get("m_probability") is not None
+            and lvl["m_probability"] > (lvl.get("u_probability") or 0.0)
+        }
     return out
 
 
