@@ -7,6 +7,7 @@ environment, e.g. ``CIP_SERVING__API_KEYS='{"s3cr3t-admin": "admin"}'``.
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -95,12 +96,20 @@ class ServingConfig(BaseModel):
         default_factory=lambda: ["admin"], description="Roles that see PII in GET /customers/{id}."
     )
     max_customers_per_request: int = Field(1000, ge=1)
-    shap_threads: int = Field(
-        2,
+    shap_threads: int | None = Field(
+        None,
         ge=1,
         le=16,
-        description="Threads a request may use for reason codes (TreeSHAP of large models split by tree range).",
+        description="Threads a request may use for reason codes (TreeSHAP of large models split by tree range). "
+        "Default: the cores per worker (cores // workers, at least 1), so that under load no worker splits "
+        "its TreeSHAP onto a core another worker is using (2 workers on 2 cores: 264 -> 288 req/s).",
     )
+
+    @property
+    def reason_threads(self) -> int:
+        """``shap_threads``, or the cores per worker."""
+        return self.shap_threads or max(1, (os.cpu_count() or 1) // self.workers)
+
     reload_interval_seconds: float = Field(
         10.0,
         gt=0,

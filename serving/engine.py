@@ -121,7 +121,7 @@ class Engine:
         self.config = settings.serving
         self.scorer = Scorer.load(settings)
         self.reader = OnlineFeatureReader(settings, self.scorer.feature_columns, self.scorer.services)
-        self.fast = FastScorer(self.reader.columns, threads=self.config.shap_threads)
+        self.fast = FastScorer(self.reader.columns, threads=self.config.reason_threads)
         self.book: SegmentBook = load_segments(settings)
         self.thresholds = latest_thresholds(settings)
         lake = Lake(settings.lake_dir)
@@ -173,7 +173,7 @@ class Engine:
                     self.reader = OnlineFeatureReader(
                         self.settings, self.scorer.feature_columns, self.scorer.services
                     )
-                    self.fast = FastScorer(self.reader.columns, threads=self.config.shap_threads)
+                    self.fast = FastScorer(self.reader.columns, threads=self.config.reason_threads)
                 log.info("champions now %s", self.scorer.versions)
         except Exception:  # the registry may be busy: keep serving the loaded models
             log.exception("champion reload failed; serving %s", self.scorer.versions)

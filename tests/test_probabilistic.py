@@ -292,6 +292,7 @@ def test_records_are_checked(febrl1):
         {"kind": "date"},
         {"kind": "date", "date_windows": [{"threshold": 2, "metric": "year"}]},
         {"kind": "address"},
+        {"kind": "address", "numbers_must_agree": True},
         {"kind": "address", "algorithm": "levenshtein", "edit_distance_thresholds": [1, 2, 4]},
         {"kind": "postcode"},
         {"kind": "exact"},

@@ -40,13 +40,13 @@ _RESERVED = {RECORD_ID, "unique_id", "source_dataset", "match_key", "match_weigh
 _OPTIONS_BY_KIND: dict[str, set[str]] = {
     "name": {"jaro_winkler_thresholds", "swapped_with"},
     "date": {"date_format", "date_windows"},
-    "address": {"algorithm", "jaro_winkler_thresholds", "edit_distance_thresholds"},
+    "address": {"algorithm", "jaro_winkler_thresholds", "edit_distance_thresholds", "numbers_must_agree"},
     "postcode": {"edit_distance_thresholds", "prefix_lengths"},
     "exact": set(),
     "levenshtein": {"edit_distance_thresholds"},
 }
 _KIND_OPTIONS = {"jaro_winkler_thresholds", "edit_distance_thresholds", "prefix_lengths", "date_format"}
-_KIND_OPTIONS |= {"date_windows", "algorithm", "swapped_with"}
+_KIND_OPTIONS |= {"date_windows", "algorithm", "swapped_with", "numbers_must_agree"}
 
 
 class DateWindow(BaseModel):
@@ -64,7 +64,10 @@ class ComparisonConfig(BaseModel):
     * ``name``: exact (term-frequency adjusted) / Jaro-Winkler >= thresholds >= 0.88 /
       [value equals the other record's ``swapped_with`` role] / lower thresholds / else.
     * ``date``: exact / one edit (typo, transposed digit) / within each date window / else.
-    * ``address``: exact / Jaro-Winkler >= thresholds (or Levenshtein <= distances) / else.
+    * ``address``: exact / Jaro-Winkler >= thresholds (or Levenshtein <= distances) / else; with
+      ``numbers_must_agree`` a similarity level also needs the same house numbers (digit runs) when
+      both values carry some, and a similar street with other numbers gets a level (and weight) of
+      its own: "beethovenpl 102" and "beethovenpl 73" are neighbours in one world, a typo in another.
     * ``postcode``: exact / Damerau-Levenshtein <= distances / same leading prefix / else.
     * ``exact``: exact / else.
     * ``levenshtein``: exact / Damerau-Levenshtein <= distances / else (id-like columns).
@@ -86,6 +89,11 @@ class ComparisonConfig(BaseModel):
     algorithm: StringAlgorithm | None = None
     date_format: str | None = Field(default=None, description="strptime format of string dates")
     date_windows: list[DateWindow] | None = None
+    numbers_must_agree: bool | None = Field(
+        default=None,
+        description="address only: the similarity levels below exact need the same digit runs (house "
+        "numbers) in both values, when both have some (default off; on for the CRM street).",
+    )
     swapped_with: str | None = Field(
         default=None,
         description="name only: add a level for this role's value appearing in the other record's "
@@ -136,6 +144,8 @@ class ComparisonConfig(BaseModel):
                 f"option(s) {misplaced} do not apply to comparison kind '{self.kind}' "
                 f"(allowed: {sorted(allowed) or 'none'})"
             )
+        if self.kind == "address" and self.algorithm == "levenshtein" and self.numbers_must_agree:
+            raise ValueError("numbers_must_agree applies to the Jaro-Winkler address comparison")
         if self.kind == "address" and self.algorithm == "levenshtein" and self.jaro_winkler_thresholds:
             raise ValueError("address with algorithm='levenshtein' takes edit_distance_thresholds")
         if (
@@ -178,6 +188,7 @@ class ComparisonConfig(BaseModel):
         """Splink's comparison value of the exact-match level (the top one; the else level is 0)."""
         if self.kind == "name" or (self.kind == "address" and self.algorithm in (None, "jaro_winkler")):
             between = len(self.resolved_jaro_winkler_thresholds) + (1 if self.swapped_with else 0)
+            between += 1 if self.numbers_must_agree else 0
         elif self.kind == "date":
             between = 1 + len(self.resolved_date_windows)
         elif self.kind == "postcode":
@@ -209,7 +220,8 @@ def _default_comparisons() -> dict[str, ComparisonConfig]:
         "first_name": ComparisonConfig(kind="name", swapped_with="last_name"),
         "last_name": ComparisonConfig(kind="name", swapped_with="first_name"),
         "birth_date": ComparisonConfig(kind="date"),
-        "street": ComparisonConfig(kind="address"),
+        # a namesake two doors down is not a typo: the house numbers must agree for a near street
+        "street": ComparisonConfig(kind="address", numbers_must_agree=True),
         "city": ComparisonConfig(kind="address", term_frequency_adjustments=True),
         "phone": ComparisonConfig(kind="exact"),
         "email_key": ComparisonConfig(kind="exact"),

@@ -75,8 +75,24 @@ def _comparison(role: str, cc: ComparisonConfig) -> cl.CustomComparison:
         thresholds = cc.resolved_jaro_winkler_thresholds
         high = [t for t in thresholds if t >= 0.88 or cc.kind != "name"]
         for t in high:
+            if cc.numbers_must_agree:
+                n = numbers_column(role)
+                levels.append(
+                    cll.CustomLevel(
+                        f"jaro_winkler_similarity({col}_l, {col}_r) >= {t} AND "
+                        f"({n}_l IS NULL OR {n}_r IS NULL OR {n}_l = {n}_r)",
+                        label_for_charts=f"{role} Jaro-Winkler >= {t:g}, same house numbers",
+                    )
+                )
+                continue
             levels.append(
                 cll.JaroWinklerLevel(col, t).configure(label_for_charts=f"{role} Jaro-Winkler >= {t:g}")
+            )
+        if cc.numbers_must_agree:  # its own weight: neighbours (generated world) or a mistyped number (FEBRL)
+            levels.append(
+                cll.JaroWinklerLevel(col, min(high)).configure(
+                    label_for_charts=f"{role} Jaro-Winkler >= {min(high):g}, other house numbers"
+                )
             )
         if cc.swapped_with:
             other = cc.swapped_with
@@ -214,8 +230,16 @@ def _prepare(records: Records, config: MatchingConfig, roles: Sequence[str]) -> 
             cc = config.comparisons.get(role)
             fmt = cc.resolved_date_format if cc is not None and cc.kind == "date" else None
             clean[role] = _clean_column(df[role], fmt).to_numpy()
+            if cc is not None and cc.numbers_must_agree:
+                numbers = clean[role].str.findall(r"\d+").str.join(" ")
+                clean[numbers_column(role)] = numbers.where(numbers.str.len() > 0).to_numpy()
         out.append(clean)
     return out
+
+
+def numbers_column(role: str) -> str:
+    """The derived column holding a role's digit runs (house numbers), for ``numbers_must_agree``."""
+    return f"{role}_numbers"
 
 
 def _input_name(i: int) -> str:
