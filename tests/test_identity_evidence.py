@@ -145,3 +145,18 @@ def test_explain_names_the_rule_for_a_cut_and_a_kept_link(tmp_path):
     text = " ".join(out.stdout.split())
     assert "kept past crm_id.max_per_customer=2" in text
     assert "phone.evidence=weak" in text and "weak_identifier" in text
+
+
+def test_an_email_on_one_persons_many_records_is_not_a_shared_identifier():
+    """max_degree counts persons: five re-registrations that strong Splink pairs join hold one e-mail
+    without it being taken for a shop's address; five strangers with one e-mail still do not merge."""
+    crm = [f"crm_id:C{i}" for i in range(5)]
+    rows: list[tuple] = [(c, "email:anna@mail.com") for c in crm]
+    rows += [(a, b, "probabilistic", 0.999) for a, b in combinations(crm, 2)]
+    res = resolve(frame(rows), IdentityConfig())
+    assert res.identity_map["customer_id"].nunique() == 1
+    assert "shared_identifier" not in set(res.edges["reason"].dropna())
+    strangers = resolve(frame([(c, "email:shop@mail.com") for c in crm]), IdentityConfig())
+    owners = strangers.identity_map[strangers.identity_map["node_type"] == "crm_id"]["customer_id"]
+    assert owners.nunique() == 5
+    assert set(strangers.edges["reason"].dropna()) == {"shared_identifier"}

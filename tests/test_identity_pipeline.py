@@ -45,6 +45,11 @@ def test_quality_against_truth(resolved_world, lake):
     assert metrics["resolvable_identifiers"]["pairwise_f1"] >= 0.97
     # over-merging is rare: a handful of customers at most in 2,000 persons
     assert metrics["crm_accounts"]["over_merged_customers"] <= 10
+    # ties between persons are broken the same way every time; shared identifiers are set apart
+    assert evaluate(lake, settings.truth_dir) == metrics
+    personal = metrics["resolvable_personal_identifiers"]
+    assert personal["nodes"] < metrics["resolvable_identifiers"]["nodes"]
+    assert personal["pairwise_precision"] >= metrics["resolvable_identifiers"]["pairwise_precision"]
 
 
 def test_generated_world_exercises_both_sides_of_the_guards(resolved_world, lake):

@@ -106,7 +106,10 @@ def resolve(
     prev_codes = gc.first_occurrence_only(np.where(prev_cid >= 0, prev_codes, -1), n)
     clock.tick("encode")
 
-    reason, valid, present, blocked, shared = _node_guards(nodes, config, src, dst, prob)
+    is_prob = edges["edge_type"].astype(str).isin(config.probabilistic_edge_types).to_numpy() | (prob < 1.0)
+    reason, valid, present, blocked, shared = _node_guards(
+        nodes, config, src, dst, prob, is_prob & ~contradicted
+    )
     s0 = np.maximum(src, 0)  # safe indices; invalid rows are masked
     clock.tick("guards")
 
@@ -204,12 +207,19 @@ def resolve(
 
 
 def _node_guards(
-    nodes: Any, config: IdentityConfig, src: np.ndarray, dst: np.ndarray, prob: np.ndarray
+    nodes: Any,
+    config: IdentityConfig,
+    src: np.ndarray,
+    dst: np.ndarray,
+    prob: np.ndarray,
+    sound_prob: np.ndarray,
 ) -> tuple[np.ndarray, ...]:
     """First guards, per edge: invalid nodes, blocked values, shared identifiers, weak matches.
 
-    Returns the reason code per edge (0 = still a candidate), which edges are valid, and which
-    nodes are present, blocked and shared."""
+    A shared identifier's degree counts persons, not records: accounts that strong, uncontradicted
+    Splink pairs (``sound_prob`` and ``strong_match_probability``) join count as one, so the e-mail
+    on a person's six re-registrations is not taken for a shop's. Returns the reason code per edge
+    (0 = still a candidate), which edges are valid, and which nodes are present, blocked and shared."""
     reason = np.zeros(len(src), dtype=np.int8)
     valid = (src >= 0) & (dst >= 0)
     reason[~valid] = gc.INVALID_NODE
@@ -221,7 +231,11 @@ def _node_guards(
     blocked = gc.blocked_nodes(nodes, config) & present
     reason[(reason == 0) & (blocked[s0] | blocked[d0])] = gc.BLOCKED_VALUE
     live = (reason == 0) & (src != dst)
-    shared = gc.shared_nodes(nodes, config, src[live], dst[live])
+    person = None
+    if config.strong_match_probability is not None:
+        strong = live & sound_prob & (prob >= config.strong_match_probability)
+        person = gc.components(nodes.n, src[strong], dst[strong]) if strong.any() else None
+    shared = gc.shared_nodes(nodes, config, src[live], dst[live], person)
     reason[(reason == 0) & (shared[s0] | shared[d0])] = gc.SHARED_IDENTIFIER
     reason[(reason == 0) & (prob < config.probabilistic_threshold)] = gc.BELOW_THRESHOLD
     return reason, valid, present, blocked, shared

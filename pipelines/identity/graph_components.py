@@ -166,10 +166,17 @@ def _regex_search(values: pa.Array, pattern: str) -> np.ndarray:
         return np.fromiter((search(x) is not None for x in values.to_pylist()), dtype=bool, count=len(values))
 
 
-def shared_nodes(nodes: NodeTable, config: IdentityConfig, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+def shared_nodes(
+    nodes: NodeTable,
+    config: IdentityConfig,
+    src: np.ndarray,
+    dst: np.ndarray,
+    group: np.ndarray | None = None,
+) -> np.ndarray:
     """Boolean mask of nodes with more distinct neighbours of a type than their ``max_degree``.
 
     ``src``/``dst`` are the edges that count (blocked and self-loop edges already removed).
+    ``group`` (per node) counts neighbours of one group once: the accounts one person holds.
     """
     shared = np.zeros(nodes.n, dtype=bool)
     rules = [(r.type, nb, k) for r in config.identifiers for nb, k in r.max_degree.items()]
@@ -186,7 +193,8 @@ def shared_nodes(nodes: NodeTable, config: IdentityConfig, src: np.ndarray, dst:
         bwd = (t_dst == tc) & (t_src == nc)
         if not (fwd.any() or bwd.any()):
             continue
-        key = np.concatenate([src[fwd] * n + dst[fwd], dst[bwd] * n + src[bwd]])
+        ends = (dst[fwd], src[bwd]) if group is None else (group[dst[fwd]], group[src[bwd]])
+        key = np.concatenate([src[fwd] * n + ends[0], dst[bwd] * n + ends[1]])
         key = sorted_unique(key)
         degree = np.bincount(key // n, minlength=nodes.n)
         shared |= degree > limit
