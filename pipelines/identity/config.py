@@ -82,6 +82,8 @@ class IdentifierRule(BaseModel):
     blocked_patterns: list[str] = Field(default_factory=list)
     #: neighbour type -> n: an identifier directly linked to more than n distinct neighbours of that
     #: type is *shared*: all its edges are rejected (``shared_identifier``) and it stands alone.
+    #: Neighbours count per person: accounts strong evidence joins (``strong_match_probability``)
+    #: count once, so one person's re-registrations do not make their own e-mail "shared".
     max_degree: dict[IdentifierType, int] = Field(default_factory=dict)
     #: ``strong``: a deterministic edge between two strong identifiers is direct evidence (limits do
     #: not cut it); ``personal``: links meet the limits; ``weak``: shared by nature (household phone,
