@@ -56,6 +56,7 @@ def cluster_metrics(assignments: pd.DataFrame) -> dict[str, float]:
     if assignments.empty:
         return {}
     with duckdb.connect() as con:
+        con.execute("SET threads = 1")  # float sums in one order: the same map gives the same figures
         con.register("a", assignments[["customer_id", "person_id"]])
         row = con.execute(
             """WITH n AS (SELECT customer_id, person_id, count(*)::DOUBLE AS nij FROM a GROUP BY ALL),
@@ -129,7 +130,8 @@ def evaluate(lake: Lake, truth_dir: Path) -> dict[str, dict[str, float]]:
     the latter also without identifiers several persons share."""
     truth = node_truth(lake, truth_dir)
     mapping = lake.read("identity_map", ["node", "node_type", "customer_id"])
-    joined = mapping.merge(truth, on="node", how="inner")
+    # in node order: DuckDB's threads return rows in any order, and float sums follow the order
+    joined = mapping.merge(truth, on="node", how="inner").sort_values("node", ignore_index=True)
     personal = joined["n_persons"] == 1
     edges = lake.read("identity_edges", ["src", "dst", "edge_type"])
     resolvable = resolvable_clusters(joined[["node", "person_id"]], edges)
