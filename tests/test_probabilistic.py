@@ -108,6 +108,12 @@ def test_model_json_round_trip_and_reuse(febrl1, tmp_path, monkeypatch):
     loaded = prob.load_model(path)
     assert loaded == model
     assert loaded["cip_metadata"]["config_fingerprint"] == config.fingerprint()
+    # guards act when pairs are scored: changing one does not call for a new model; a comparison does
+    assert (
+        config.model_copy(update={"veto_roles": [], "guard_max_m": None}).fingerprint()
+        == config.fingerprint()
+    )
+    assert config.model_copy(update={"max_pairs": 12_345}).fingerprint() != config.fingerprint()
     # the stored part is plain Splink model JSON
     assert "cip_metadata" not in prob.splink_settings(loaded)
     assert loaded["link_type"] == "dedupe_only"

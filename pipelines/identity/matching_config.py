@@ -230,6 +230,19 @@ def _default_comparisons() -> dict[str, ComparisonConfig]:
     }
 
 
+#: Settings read only when pairs are scored: changing them does not retrain the model.
+PREDICTION_ONLY = {
+    "match_threshold",
+    "blocking_rules",
+    "veto_roles",
+    "veto_exemptions",
+    "identity_roles",
+    "corroborate_missing",
+    "key_roles",
+    "guard_max_m",
+}
+
+
 class MatchingConfig(BaseModel):
     """Probabilistic matching settings; the defaults suit CRM customer records."""
 
@@ -551,8 +564,9 @@ class MatchingConfig(BaseModel):
         return roles
 
     def fingerprint(self) -> str:
-        """Stable hash of the settings that shape the trained model (not the threshold)."""
-        payload = self.model_dump(mode="json", exclude={"match_threshold", "blocking_rules"})
+        """Stable hash of the settings that shape the trained model: not the threshold, the
+        candidate pairs or the guards, which only act when pairs are scored."""
+        payload = self.model_dump(mode="json", exclude=PREDICTION_ONLY)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
