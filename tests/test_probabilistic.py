@@ -280,6 +280,33 @@ def test_config_rejects_bad_input(settings, message):
         MatchingConfig.from_dict(settings)
 
 
+def test_swapped_names_are_blocked_together(febrl1):
+    """First and last name entered the wrong way round, nothing else in common: only the swapped
+    blocking rule makes the two records a candidate pair."""
+    records, _, config, model = febrl1
+    a = {c: None for c in records.columns} | {
+        "record_id": "swap-a",
+        "first_name": "zyxwv",
+        "last_name": "qponm",
+    }
+    b = a | {"record_id": "swap-b", "first_name": "qponm", "last_name": "zyxwv"}
+    probe = pd.concat([records, pd.DataFrame([a, b])], ignore_index=True)
+    open_config = config.model_copy(
+        update={"veto_roles": [], "identity_roles": [], "corroborate_missing": {}, "key_roles": {}}
+    )
+
+    def candidates(cfg: MatchingConfig) -> set[frozenset[str]]:
+        pairs = prob.predict(probe, model, cfg, threshold=0)
+        return {frozenset(p) for p in zip(pairs["record_id_l"], pairs["record_id_r"], strict=True)}
+
+    assert frozenset({"swap-a", "swap-b"}) in candidates(open_config)
+    assert frozenset({"swap-a", "swap-b"}) not in candidates(
+        open_config.model_copy(update={"swapped_blocking": []})
+    )
+    with pytest.raises(ValueError, match="must name two different roles"):
+        MatchingConfig(swapped_blocking=[["first_name", "first_name"]])
+
+
 def test_records_are_checked(febrl1):
     records, _, config, model = febrl1
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['postcode'\]"):

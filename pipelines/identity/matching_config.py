@@ -234,6 +234,7 @@ def _default_comparisons() -> dict[str, ComparisonConfig]:
 PREDICTION_ONLY = {
     "match_threshold",
     "blocking_rules",
+    "swapped_blocking",
     "veto_roles",
     "veto_exemptions",
     "identity_roles",
@@ -274,6 +275,12 @@ class MatchingConfig(BaseModel):
             ["national_id"],
         ],
         description="Candidate pairs: records agreeing exactly on all roles of ANY rule.",
+    )
+    swapped_blocking: list[list[str]] = Field(
+        default_factory=lambda: [["first_name", "last_name"]],
+        description="Pairs of roles also blocked on transposed (l.a = r.b and l.b = r.a): a record whose "
+        "first and last name were entered the wrong way round, with no birth date, shares no other rule "
+        "with its person's (FEBRL1: 3 of 6 duplicates never compared). [] switches it off.",
     )
     training_blocking_rules: list[list[str]] = Field(
         # Not last_name + postcode: its pairs are mostly household members (same surname and address),
@@ -451,6 +458,11 @@ class MatchingConfig(BaseModel):
                 raise ValueError(
                     f"corroborate_missing.{role}: {groups} must be non-empty groups of other compared roles"
                 )
+        for pair in self.swapped_blocking:
+            if len(pair) != 2 or pair[0] == pair[1]:
+                raise ValueError(f"swapped_blocking: {pair} must name two different roles")
+            for role in pair:
+                check(role, "swapped_blocking")
         for role in self.key_roles or {}:
             if role not in self.comparisons:
                 raise ValueError(f"key_roles: '{role}' is not compared (add it to comparisons)")
@@ -559,7 +571,12 @@ class MatchingConfig(BaseModel):
             for cc in self.comparisons.values()
             if cc.swapped_with and cc.swapped_with not in roles
         )
-        for rule in (*self.blocking_rules, *self.training_blocking_rules, *self.deterministic_rules):
+        for rule in (
+            *self.blocking_rules,
+            *self.swapped_blocking,
+            *self.training_blocking_rules,
+            *self.deterministic_rules,
+        ):
             roles.extend(r for r in rule if r not in roles)
         return roles
 

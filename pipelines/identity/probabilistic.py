@@ -36,6 +36,7 @@ import splink
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+from splink.blocking_rule_library import CustomRule
 from splink.internals.column_expression import ColumnExpression
 
 from pipelines.identity.matching_config import RECORD_ID, ComparisonConfig, MatchingConfig
@@ -147,8 +148,12 @@ def _comparison(role: str, cc: ComparisonConfig) -> cl.CustomComparison:
     )
 
 
-def _blocking_rules(rules: Sequence[Sequence[str]]) -> list[Any]:
-    return [block_on(*rule) for rule in rules]
+def _blocking_rules(rules: Sequence[Sequence[str]], swapped: Sequence[Sequence[str]] = ()) -> list[Any]:
+    """Splink blocking rules: records equal on every role of a rule, or with the two roles of a
+    ``swapped`` pair transposed (first and last name entered the wrong way round)."""
+    out = [block_on(*rule) for rule in rules]
+    out += [CustomRule(f"l.{a} = r.{b} AND l.{b} = r.{a}", sql_dialect="duckdb") for a, b in swapped]
+    return out
 
 
 def _settings_creator(config: MatchingConfig) -> SettingsCreator:
@@ -159,7 +164,9 @@ def _settings_creator(config: MatchingConfig) -> SettingsCreator:
         link_type=config.link_type,
         unique_id_column_name=RECORD_ID,
         comparisons=[_comparison(role, cc) for role, cc in config.comparisons.items()],
-        blocking_rules_to_generate_predictions=_blocking_rules(config.blocking_rules),
+        blocking_rules_to_generate_predictions=_blocking_rules(
+            config.blocking_rules, config.swapped_blocking
+        ),
         em_convergence=config.em_convergence,
         max_iterations=config.em_max_iterations,
         retain_matching_columns=True,
@@ -178,7 +185,8 @@ def splink_settings(model: Mapping[str, Any], config: MatchingConfig | None = No
     if config is not None:
         settings["link_type"] = config.link_type
         settings["blocking_rules_to_generate_predictions"] = [
-            br.get_blocking_rule("duckdb").as_dict() for br in _blocking_rules(config.blocking_rules)
+            br.get_blocking_rule("duckdb").as_dict()
+            for br in _blocking_rules(config.blocking_rules, config.swapped_blocking)
         ]
     settings["retain_matching_columns"] = True
     settings["retain_intermediate_calculation_columns"] = True
