@@ -266,6 +266,39 @@ def test_namesakes_and_lookalikes_need_more_than_a_name(resolved_world):
     assert not {"X-namesake", "X-lookalike"} & linked(rekeyed)
 
 
+def test_a_near_street_needs_the_same_house_number(resolved_world):
+    """'12 elm st' against '14 elm st' is two houses: it falls to the level of its own ('other house
+    numbers'), while a typo in the street name with the same number stays near."""
+    from pipelines.identity import probabilistic
+    from pipelines.identity.edges import crm_match_records
+    from pipelines.identity.pipeline import model_path
+
+    settings, _ = resolved_world
+    records = crm_match_records(Lake(settings.lake_dir).connect(["crm_customers"]))
+    base = records.dropna(subset=["first_name", "last_name", "birth_date", "street", "city"])
+    base = base[base["street"].str.match(r"^\d+ [a-z]{5,}")].iloc[0]
+    number, name = base["street"].split(" ", 1)
+    rows = []
+    for rid, street in (("X-neighbour", f"{int(number) + 2} {name}"), ("X-typo", f"{number} {name[:-1]}")):
+        rows.append(base.copy())
+        rows[-1]["record_id"], rows[-1]["street"] = rid, street
+    probe = pd.concat([records, pd.DataFrame(rows)], ignore_index=True)
+    pairs = probabilistic.predict(
+        probe, probabilistic.load_model(model_path(settings)), settings.matching, threshold=0
+    )
+    gamma = {
+        (pairs.loc[i, "record_id_l"], pairs.loc[i, "record_id_r"]): pairs.loc[i, "gamma_street"]
+        for i in pairs.index
+    }
+
+    def level(other: str) -> int:
+        return int(gamma.get((base["record_id"], other), gamma.get((other, base["record_id"]))))
+
+    exact = settings.matching.comparisons["street"].exact_gamma
+    assert level("X-neighbour") == 1  # Jaro-Winkler >= 0.8, other house numbers
+    assert 1 < level("X-typo") < exact
+
+
 def test_birth_date_veto_keeps_household_members_apart(resolved_world, lake):
     settings, _ = resolved_world
     pairs = lake.read("identity_match_pairs")

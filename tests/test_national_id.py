@@ -15,7 +15,7 @@ import pytest
 
 from cip.lake import Lake
 from cli.settings import Settings
-from pipelines.identity.edges import crm_match_records
+from pipelines.identity.edges import crm_match_records, probabilistic_edges
 from pipelines.identity.pipeline import run as identity_run
 from pipelines.ingest.pipeline import run as ingest_run
 
@@ -108,3 +108,34 @@ def test_a_lake_written_before_the_field_matches_without_it():
     )
     records = crm_match_records(con)
     assert records["national_id"].isna().all() and records.loc[0, "record_id"] == "c1"
+
+
+def test_an_agreeing_id_outweighs_a_contradicting_name_for_strong_evidence():
+    """A strong pair whose first name differs is 'contradicted' (not strong evidence for the limits)
+    unless a personal key such as the national id agrees."""
+    pairs = pd.DataFrame(
+        {
+            "record_id_l": ["a", "c"],
+            "record_id_r": ["b", "d"],
+            "match_probability": [0.999, 0.999],
+            "mw_first_name": [-6.5, -6.5],
+            "key_agrees": [True, False],
+        }
+    )
+    edges = probabilistic_edges(pairs, pd.Timestamp("2024-01-01", tz="UTC"), ["first_name"])
+    assert edges["contradicted"].tolist() == [False, True]
+
+
+def test_the_matching_model_is_retrained_when_its_settings_change_not_its_guards(tmp_path):
+    from pipelines.identity.pipeline import model_path
+    from pipelines.identity.probabilistic import META_KEY, load_model
+
+    resolve(tmp_path)
+    settings = Settings(data_dir=tmp_path / "data", ingest={"column_map": {"crm_customers": MAP}})
+    path = model_path(settings)
+    trained = path.stat().st_mtime_ns
+    identity_run(Settings(data_dir=tmp_path / "data", matching={"veto_roles": [], "guard_max_m": None}))
+    assert path.stat().st_mtime_ns == trained  # guards act when pairs are scored: same model
+    changed = Settings(data_dir=tmp_path / "data", matching={"max_pairs": 50_000})
+    identity_run(changed)
+    assert load_model(path)[META_KEY]["config_fingerprint"] == changed.matching.fingerprint()

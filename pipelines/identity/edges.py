@@ -70,11 +70,14 @@ def deterministic_edges(con: duckdb.DuckDBPyConnection, tables: set[str]) -> pd.
     return edges[EDGE_COLUMNS]
 
 
-def crm_match_records(con: duckdb.DuckDBPyConnection, shared_above: int = 3) -> pd.DataFrame:
+def crm_match_records(
+    con: duckdb.DuckDBPyConnection, shared_above: int = 3, shared_ids_above: int = 10
+) -> pd.DataFrame:
     """CRM accounts renamed to the matcher's roles (ASCII-folded, lower-case), plus the phone, a
     canonical e-mail key (``+tags`` dropped; Gmail dots dropped, as Gmail ignores them) and the
-    national id. Values found on more than ``shared_above`` accounts (store phones, placeholders
-    such as ``000000000``) are blanked."""
+    national id. Phones and e-mail keys found on more than ``shared_above`` accounts (store phones,
+    ``test@``) and national ids on more than ``shared_ids_above`` (``000000000``: one person's own id
+    sits on each of their re-registrations) are blanked."""
     columns = {row[0] for row in con.sql("DESCRIBE crm_customers").fetchall()}
     national_id = "national_id" if "national_id" in columns else "NULL::VARCHAR"  # lakes before the field
     records = con.sql(
@@ -94,9 +97,7 @@ def crm_match_records(con: duckdb.DuckDBPyConnection, shared_above: int = 3) -> 
                   {national_id} AS national_id
            FROM crm_customers ORDER BY crm_id"""
     ).df()
-    # A value on many accounts (store phone, test@..., a 000000000 national id) says nothing; a
-    # person's own national id legitimately sits on each of their records (re-registrations).
-    limits = {"phone": shared_above, "email_key": shared_above, "national_id": max(shared_above, 10)}
+    limits = {"phone": shared_above, "email_key": shared_above, "national_id": shared_ids_above}
     for col, limit in limits.items():
         counts = records[col].map(records[col].value_counts())
         records.loc[counts > limit, col] = None

@@ -173,7 +173,7 @@ def resolve(
     out["status"] = np.array([ACCEPTED, REJECTED], dtype=object)[rejected.astype(np.int8)]
     out["reason"] = np.array(gc.REASONS, dtype=object)[reason]
     out["rule"] = _rules(
-        nodes, config, edges, reason, limit_type, src, dst, blocked, shared, prob, contradicted
+        nodes, config, is_prob, reason, limit_type, src, dst, blocked, shared, prob, contradicted
     )
     out["customer_id"] = np.where(rejected, None, node_customer[s0])
 
@@ -469,7 +469,7 @@ def _strong(
 def _rules(
     nodes: gc.NodeTable,
     config: IdentityConfig,
-    edges: pd.DataFrame,
+    is_prob: np.ndarray,
     reason: np.ndarray,
     limit_type: np.ndarray,
     src: np.ndarray,
@@ -479,7 +479,8 @@ def _rules(
     prob: np.ndarray,
     contradicted: np.ndarray,
 ) -> np.ndarray:
-    """The rule behind each edge's status: the guard that cut it, or the evidence that kept it."""
+    """The rule behind each edge's status: the guard that cut it, or the evidence that kept it.
+    ``is_prob``: the edge is a probabilistic match (its type, or a probability below 1)."""
     n_rows = len(reason)
     names = np.array(nodes.type_names + [""], dtype=object)
     s0, d0 = np.maximum(src, 0), np.maximum(dst, 0)
@@ -487,7 +488,6 @@ def _rules(
     dst_type = np.where(dst >= 0, nodes.type_code[d0], -1)
     out = np.full(n_rows, "within limits", dtype=object)
     out[src == dst] = "lone identifier"
-    is_prob = edges["edge_type"].astype(str).isin(config.probabilistic_edge_types).to_numpy() | (prob < 1.0)
     strong = np.zeros(n_rows, dtype=bool)
     ok = (src >= 0) & (dst >= 0)
     strong[ok] = _strong(nodes, config, src[ok], dst[ok], prob[ok], is_prob[ok]) & ~contradicted[ok]
